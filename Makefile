@@ -1,0 +1,43 @@
+# memprov developer targets; `make help` lists them. CI runs `make ci` (see .ci/run).
+PYTHON ?= python3
+ENV ?= local
+
+.PHONY: help install demo test test-fast lint typecheck format ci golden bench render-check
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+install: ## install memprov and the development tools (editable)
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+demo: install ## validate the example spec and plan it against local files
+	memprov validate && memprov plan --env $(ENV)
+
+test: ## the whole test suite (installs promtool/amtool/prometheus if missing)
+	./scripts/ensure-tools
+	$(PYTHON) -m pytest -q
+
+test-fast: ## unit tests only (no real Prometheus/Alertmanager)
+	$(PYTHON) -m pytest -q -m "not integration"
+
+lint: ## ruff lint + format check
+	ruff check provisioner tests bench
+	ruff format --check provisioner tests bench
+
+typecheck: ## mypy (strict)
+	mypy
+
+format: ## apply ruff formatting and fixes
+	ruff format provisioner tests bench
+	ruff check --fix provisioner tests bench
+
+render-check: ## fail if the committed dashboards are stale
+	memprov render --check
+
+golden: ## regenerate golden files (review the diff before committing!)
+	MEMPROV_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests -k golden
+	memprov render
+
+bench: ## start-up, render and plan timings for 1,000 jobs x 4 environments
+	$(PYTHON) bench/run.py
+
+ci: lint typecheck render-check test ## everything CI runs

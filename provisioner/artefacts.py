@@ -1,0 +1,84 @@
+"""Rendered artefacts as files: the committed ``dashboards/<env>/`` and ``render --out DIR`` trees.
+
+``expected_*`` functions return ``{path: text}`` without touching the disk; :func:`compare` says
+what on disk differs (stale, missing, or generated files that the spec no longer produces).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.backends.files import FilesTarget
+from provisioner.backends.registry import active, backend_class
+from provisioner.render import grafana
+from provisioner.spec.resolved import ResolvedSpec
+
+DASHBOARDS_DIR = "dashboards"
+
+
+def dashboards_dir(spec: ResolvedSpec) -> Path:
+    return spec.base_dir / DASHBOARDS_DIR / spec.env
+
+
+def expected_dashboards(spec: ResolvedSpec) -> dict[Path, str]:
+    """The committed review copy: ``dashboards/<env>/<uid>.json``, one file per dashboard."""
+    root = dashboards_dir(spec)
+    return {
+        root / f"{job.dashboard_uid}.json": grafana.serialise(grafana.dashboard(spec, job))
+        for job in spec.jobs_using("grafana")
+    }
+
+
+def expected_tree(spec: ResolvedSpec, out: Path) -> dict[Path, str]:
+    """Every backend's artefacts in its files-target layout under ``out/<backend>/``."""
+    files: dict[Path, str] = {}
+    for name in active(spec):
+        root = out / name
+        backend = backend_class(name)(spec, FilesTarget(root))
+        codec = backend  # every backend is a file codec
+        for resource in backend.desired:
+            files[root / codec.filename(resource.key)] = codec.serialise(resource)  # type: ignore[attr-defined]
+    return files
+
+
+def generated_dashboards_on_disk(spec: ResolvedSpec) -> list[Path]:
+    """JSON files in ``dashboards/<env>/`` that memprov generated for this environment."""
+    root = dashboards_dir(spec)
+    out = []
+    for path in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            tags = set(json.loads(path.read_text(encoding="utf-8")).get("tags", []))
+        except (ValueError, OSError, AttributeError):
+            continue
+        if set(grafana.tags(spec)) <= tags:
+            out.append(path)
+    return out
+
+
+@dataclass(frozen=True)
+class Drift:
+    path: Path
+    state: str  # missing | stale | extra
+    diff: tuple[str, ...] = ()
+
+
+def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Drift]:
+    out = []
+    for path, text in sorted(expected.items()):
+        rel = path.name
+        if not path.exists():
+            out.append(Drift(path, "missing"))
+            continue
+        current = path.read_text(encoding="utf-8", errors="replace")
+        if current != text:
+            diff = difflib.unified_diff(
+                current.splitlines(), text.splitlines(), f"{rel} (committed)", f"{rel} (rendered)", n=2, lineterm=""
+            )
+            out.append(Drift(path, "stale", tuple(diff)))
+    for path in extra_candidates:
+        if path not in expected:
+            out.append(Drift(path, "extra"))
+    return out

@@ -1,0 +1,1 @@
+"""Backends (what to render) and their targets (where it lives)."""

@@ -1,0 +1,74 @@
+"""The plain registry of backends, imported lazily so that start-up stays fast.
+
+Adding a backend means one module with a :class:`~provisioner.backends.base.Backend` subclass
+(and its tests) plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from provisioner.backends.base import Backend, Target
+from provisioner.backends.files import FilesConfig, FilesTarget
+from provisioner.errors import UsageError, did_you_mean
+from provisioner.spec.resolved import ResolvedSpec
+
+BACKENDS: dict[str, str] = {
+    "prometheus": "provisioner.backends.prometheus:PrometheusBackend",
+    "alertmanager": "provisioner.backends.alertmanager:AlertmanagerBackend",
+    "grafana": "provisioner.backends.grafana:GrafanaBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    module, _, attr = BACKENDS[name].partition(":")
+    cls: type[Backend] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def target_models(name: str) -> dict[str, type[BaseModel]]:
+    return dict(backend_class(name).TARGETS)
+
+
+def make_target(spec: ResolvedSpec, name: str, config: BaseModel | None) -> Target:
+    config = config or FilesConfig()
+    if isinstance(config, FilesConfig):
+        root = Path(config.dir) if config.dir else spec.output_dir / name
+        if not root.is_absolute():
+            root = spec.base_dir / root
+        try:
+            display = str(root.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            display = str(root)
+        return FilesTarget(root, display)
+    factory: Any = getattr(backend_class(name), "make_target", None)
+    if factory is None:  # pragma: no cover - a backend declaring a target must build it
+        raise UsageError(f"backend {name} cannot build a {type(config).__name__} target")
+    target: Target = factory(spec, config)
+    return target
+
+
+def active(spec: ResolvedSpec) -> list[str]:
+    """Backends that at least one job of this environment uses, in registry order."""
+    return [n for n in BACKENDS if spec.jobs_using(n)]
+
+
+def build(spec: ResolvedSpec, only: Sequence[str] = ()) -> list[Backend]:
+    names = active(spec)
+    for name in only:
+        if name not in BACKENDS:
+            raise UsageError(
+                f"unknown backend '{name}'{did_you_mean(name, BACKENDS)}; available: {', '.join(BACKENDS)}"
+            )
+    if only:
+        names = [n for n in names if n in only]
+    out = []
+    for name in names:
+        cls = backend_class(name)
+        out.append(cls(spec, make_target(spec, name, spec.targets.get(name))))
+    return out

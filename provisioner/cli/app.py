@@ -1,0 +1,198 @@
+"""The ``memprov`` command: verbs, options, exit codes. Imports only typer at start-up.
+
+Each verb's work lives in its own module (``provisioner.cli.<verb>``), imported when the verb
+runs, so that ``memprov --help`` stays fast and no cloud SDK is ever loaded for it. Every verb
+returns an exit code; :func:`_run` turns library errors into ``error: file:line: ...`` lines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+EXIT_CODES = """Exit codes: 0 ok · 1 operation failed (or lint/check found problems) · 2 invalid input or usage ·
+3 changes present (plan --detailed-exitcode) · 4 internal error (a bug: please report it) · 130 interrupted."""
+
+app = typer.Typer(
+    name="memprov",
+    help="Memory alerts for batch inference jobs: one spec → Prometheus rules, Alertmanager routing, "
+    "Grafana dashboards; plan the difference, apply it.",
+    epilog=EXIT_CODES,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _complete_env(ctx: typer.Context, incomplete: str) -> list[str]:
+    spec = Path((ctx.find_root().params or {}).get("spec") or "memprov.yaml")
+    env_dir = spec.parent / "environments"
+    names = {p.stem for p in env_dir.glob("*.yaml")} | {"local"} if env_dir.is_dir() else {"local"}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def _complete_backend(incomplete: str) -> list[str]:
+    from provisioner.backends.registry import BACKENDS
+
+    return [b for b in BACKENDS if b.startswith(incomplete)]
+
+
+EnvOpt = Annotated[
+    str, typer.Option("--env", "-e", help="environment (environments/<env>.yaml)", autocompletion=_complete_env)
+]
+OptEnvOpt = Annotated[
+    str | None, typer.Option("--env", "-e", help="environment; default: all of them", autocompletion=_complete_env)
+]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    spec: Annotated[
+        Path, typer.Option("--spec", "-s", help="the spec file", envvar="MEMPROV_SPEC", dir_okay=False)
+    ] = Path("memprov.yaml"),
+    color: Annotated[bool | None, typer.Option("--color/--no-color", help="force or disable colour")] = None,
+) -> None:
+    ctx.obj = {"spec": spec, "color": color}
+
+
+def _run(ctx: typer.Context, module: str, **kwargs: Any) -> None:
+    """Run ``provisioner.cli.<module>.run(**kwargs)`` and exit with its code; errors become messages."""
+    from provisioner.errors import EXIT_BUG, EXIT_INTERRUPTED, MemprovError
+
+    try:
+        mod = importlib.import_module(f"provisioner.cli.{module}")
+        code = mod.run(spec=ctx.obj["spec"], color=ctx.obj["color"], **kwargs)
+    except MemprovError as e:
+        from provisioner.cli.console import error
+
+        error(e.render())
+        code = e.exit_code
+    except KeyboardInterrupt:
+        from provisioner.cli.console import error
+
+        error("interrupted")
+        code = EXIT_INTERRUPTED
+    except Exception as e:  # a bug: say so plainly, keep the traceback for whoever reports it
+        if os.environ.get("MEMPROV_DEBUG"):
+            raise
+        from provisioner.cli.console import error
+
+        error(
+            f"internal error: {type(e).__name__}: {e}",
+            "This is a bug in memprov. Re-run with MEMPROV_DEBUG=1 for the traceback and report it.",
+        )
+        code = EXIT_BUG
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(ctx: typer.Context, env: OptEnvOpt = None) -> None:
+    """Check the spec and its environment overlays; print every problem as file:line."""
+    _run(ctx, "validate", env=env)
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    env: OptEnvOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write every artefact under DIR/<backend>/", file_okay=False)
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="write nothing; exit 1 with a diff if files are stale")
+    ] = False,
+) -> None:
+    """Write the committed dashboards/<env>/ (or, with --out, every artefact); --check verifies them."""
+    _run(ctx, "render", env=env, out=out, check=check)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="only these backends", autocompletion=_complete_backend)
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="exit 3 when there are changes, 0 when none")
+    ] = False,
+    show_unchanged: Annotated[bool, typer.Option("--show-unchanged", help="list up-to-date resources")] = False,
+) -> None:
+    """Show what apply would change, against what is live (files, servers, cloud APIs)."""
+    _run(
+        ctx,
+        "plan",
+        env=env,
+        backends=backend or [],
+        fmt=fmt.value,
+        detailed_exitcode=detailed_exitcode,
+        show_unchanged=show_unchanged,
+    )
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="only these backends", autocompletion=_complete_backend)
+    ] = None,
+    checksum: Annotated[str | None, typer.Option("--checksum", help="refuse unless the plan has this checksum")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="allow mass changes and taking over unowned resources")
+    ] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="parallel API calls")] = 8,
+) -> None:
+    """Make it so: create, update and delete (owned only) what the plan shows."""
+    _run(
+        ctx, "apply", env=env, backends=backend or [], checksum=checksum, yes=yes, force=force, concurrency=concurrency
+    )
+
+
+@app.command()
+def lint(ctx: typer.Context, env: OptEnvOpt = None) -> None:
+    """Find common alerting mistakes (thresholds too high, windows too short, pagers for warnings...)."""
+    _run(ctx, "lint", env=env)
+
+
+@app.command()
+def schema(
+    ctx: typer.Context,
+    environment: Annotated[bool, typer.Option("--environment", help="schema of environments/<env>.yaml")] = False,
+) -> None:
+    """Print the JSON Schema of memprov.yaml (or of an environment file), for editors."""
+    _run(ctx, "schema", environment=environment)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="where to create the monitoring repository", file_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing memprov.yaml")] = False,
+) -> None:
+    """Scaffold a monitoring repository: memprov.yaml, environments/, templates/, dashboards/, Makefile."""
+    _run(ctx, "init", directory=directory, force=force)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while typer parses
+        sys.exit(130)

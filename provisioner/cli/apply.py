@@ -1,0 +1,68 @@
+"""``memprov apply``: plan, check the checksum and safety rules, confirm, apply, report exactly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from provisioner.cli.console import Console
+from provisioner.cli.plan import build_plan
+from provisioner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
+from provisioner.plan import output
+from provisioner.plan.engine import Result, apply
+
+
+def run(
+    *,
+    spec: Path,
+    color: bool | None,
+    env: str,
+    backends: list[str],
+    checksum: str | None,
+    yes: bool,
+    force: bool,
+    concurrency: int,
+) -> int:
+    plan, built = build_plan(spec, env, backends)
+    console = Console(color=color)
+    console.lines(output.text(plan))
+    if plan.errors:
+        raise OperationError(
+            "cannot apply: live state could not be read for " + ", ".join(plan.errors) + "; nothing was changed"
+        )
+    if checksum and checksum != plan.checksum:
+        raise OperationError(
+            f"the plan changed since it was reviewed (checksum {plan.checksum[:12]}…, expected "
+            f"{checksum[:12]}…); nothing was changed. Run memprov plan again and review it."
+        )
+    if not plan.has_changes:
+        console.line("Nothing to do.", "green")
+        return EXIT_OK
+    problems = plan.safety_problems()
+    if problems and not force:
+        raise OperationError(
+            "refusing to apply (nothing was changed); pass --force after reviewing:\n  " + "\n  ".join(problems)
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "apply needs confirmation: run it in a terminal or pass --yes (e.g. in CI, after "
+                "reviewing the plan and pinning it with --checksum)"
+            )
+        if not console.confirm(f"Apply {len(plan.actionable)} changes to {env}?"):
+            console.line("Cancelled; nothing was changed.", "yellow")
+            return EXIT_OK
+
+    def progress(result: Result) -> None:
+        style = {"applied": "green", "failed": "red"}.get(result.outcome.value, "yellow")
+        console.line(
+            f"  {result.outcome.value:>13} {result.change.action.symbol} {result.change.backend} {result.change.key}",
+            style,
+        )
+
+    report = apply(plan, built, concurrency=concurrency, on_result=progress)
+    console.line()
+    console.lines(output.report_lines(report))
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED

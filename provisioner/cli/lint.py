@@ -1,0 +1,24 @@
+"""``memprov lint``: print findings for one or all environments; exit 1 if any is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provisioner.cli.common import load_all
+from provisioner.cli.console import Console
+from provisioner.errors import EXIT_FAILED, EXIT_OK
+from provisioner.lint import lint
+
+
+def run(*, spec: Path, color: bool | None, env: str | None) -> int:
+    console = Console(color=color)
+    findings = [f for r in load_all(spec, env) for f in lint(r)]
+    for f in findings:
+        console.line(f.render(), "bold red" if f.severity == "error" else "yellow")
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    if errors:
+        console.line(f"{errors} error(s), {warnings} warning(s).", "bold red")
+        return EXIT_FAILED
+    console.line(f"✓ no errors ({warnings} warning(s)).", "green")
+    return EXIT_OK

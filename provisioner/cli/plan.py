@@ -1,0 +1,44 @@
+"""``memprov plan``: what apply would change, as text, Markdown (PR comment) or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provisioner.cli.common import backends
+from provisioner.cli.console import Console
+from provisioner.errors import EXIT_CHANGES, EXIT_FAILED, EXIT_OK
+from provisioner.plan import output
+from provisioner.plan.engine import make_plan
+from provisioner.plan.model import Plan
+from provisioner.spec.loader import load
+
+
+def build_plan(spec: Path, env: str, only: list[str]) -> tuple[Plan, list]:  # type: ignore[type-arg]
+    resolved = load(spec, env)
+    bs = backends(resolved, only)
+    return make_plan(resolved.env, resolved.name, bs), bs
+
+
+def run(
+    *,
+    spec: Path,
+    color: bool | None,
+    env: str,
+    backends: list[str],
+    fmt: str,
+    detailed_exitcode: bool,
+    show_unchanged: bool,
+) -> int:
+    plan, _ = build_plan(spec, env, backends)
+    console = Console(color=color)
+    if fmt == "json":
+        console.raw(output.as_json(plan))
+    elif fmt == "markdown":
+        console.raw(output.markdown(plan))
+    else:
+        console.lines(output.text(plan, show_noop=show_unchanged))
+    if plan.errors:
+        return EXIT_FAILED
+    if detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK

@@ -1,0 +1,70 @@
+"""``memprov render``: write (or with ``--check``, verify) the rendered artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provisioner import artefacts
+from provisioner.backends.files import atomic_write
+from provisioner.cli.common import load_all
+from provisioner.cli.console import Console
+from provisioner.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+MAX_DIFF_LINES = 80
+
+
+def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, check: bool) -> int:
+    resolved = load_all(spec, env)
+    if out is not None and len(resolved) != 1:
+        raise UsageError("--out writes one environment; add --env ENV")
+    console = Console(color=color)
+    drifts: list[artefacts.Drift] = []
+    written = 0
+    for r in resolved:
+        if out is not None:
+            expected = artefacts.expected_tree(r, out)
+            extra: list[Path] = []
+        else:
+            expected = artefacts.expected_dashboards(r)
+            extra = artefacts.generated_dashboards_on_disk(r)
+        if check:
+            drifts += artefacts.compare(expected, extra)
+            continue
+        for path, text in expected.items():
+            if not path.exists() or path.read_text(encoding="utf-8", errors="replace") != text:
+                atomic_write(path, text)
+                written += 1
+        for path in extra:
+            if path not in expected:
+                path.unlink()
+                console.line(f"removed {path} (no longer in the spec)", "yellow")
+        where = out if out is not None else artefacts.dashboards_dir(r)
+        console.line(f"{r.env}: {len(expected)} files in {display(where)}", "green")
+    if not check:
+        console.line(f"{written} file(s) written." if written else "Everything was already up to date.", "dim")
+        return EXIT_OK
+    if not drifts:
+        console.line(f"✓ rendered artefacts are up to date ({', '.join(r.env for r in resolved)})", "green")
+        return EXIT_OK
+    for d in drifts:
+        rel = display(d.path)
+        hint = {
+            "missing": "not rendered yet",
+            "stale": "differs from the spec",
+            "extra": "generated for a job that is no longer in the spec",
+        }[d.state]
+        console.line(f"{d.state}: {rel} ({hint})", "bold red")
+        for line in d.diff[:MAX_DIFF_LINES]:
+            console.line(f"  {line}", "green" if line.startswith("+") else "red" if line.startswith("-") else "dim")
+        if len(d.diff) > MAX_DIFF_LINES:
+            console.line(f"  … {len(d.diff) - MAX_DIFF_LINES} more lines", "dim")
+    console.line(f"{len(drifts)} file(s) out of date; run `memprov render` and commit the result.", "bold red")
+    return EXIT_FAILED
+
+
+def display(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Plan model and the plan/apply engine."""

@@ -1,0 +1,1 @@
+"""Pure renderers: ResolvedSpec in, plain data out (rule groups, Alertmanager config, dashboards)."""

@@ -1,0 +1,1 @@
+"""Spec loading, overlay merging, validation and resolution."""

@@ -1,0 +1,50 @@
+"""The environment file (``environments/<env>.yaml``): targets, links and overrides.
+
+Keys ``defaults``, ``jobs`` and ``notifications`` are overlays merged into the spec (see
+:mod:`provisioner.spec.merge`); the rest configures the environment itself. Each backend's
+``targets.<backend>`` block is validated by that backend's own target model, so that a new
+backend brings its targets with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioner.spec.model import BackendName
+
+OVERLAY_KEYS = ("defaults", "jobs", "notifications")
+ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+
+
+class Datasource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["prometheus"] = "prometheus"
+    uid: str = Field(default="prometheus", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+
+
+class Environment(BaseModel):
+    """Environment settings other than the overlay keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    output_dir: str | None = Field(
+        default=None, description="where files targets write; default out/<env> next to the spec"
+    )
+    grafana_url: str = Field(
+        default="http://localhost:3000",
+        pattern=r"^https?://[^\s]+[^/\s]$",
+        description="base URL used for dashboard links in alerts (no trailing /)",
+    )
+    datasource: Datasource = Datasource()
+    labels: dict[str, str] = Field(default={}, description="labels added to every alert of this environment")
+    targets: dict[BackendName, dict[str, Any]] = Field(
+        default={}, description="per backend: {type: files|...} and that target's settings"
+    )
+    # overlays, validated as part of the merged spec
+    defaults: dict[str, Any] = {}
+    jobs: dict[str, Any] = {}
+    notifications: dict[str, Any] = {}

@@ -1,0 +1,236 @@
+"""Load ``memprov.yaml`` + ``environments/<env>.yaml`` (+ ``baselines/<env>.yaml``) into a ResolvedSpec.
+
+The one entry point is :func:`load`. It reads each file with line tracking, merges the overlay
+per the declared merge rules, validates with pydantic, resolves cross-field rules, and reports
+every problem as ``file:line: key.path: message`` in a single :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from provisioner.errors import Problem, SpecError, UsageError, did_you_mean, dotted
+from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, Environment
+from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type
+from provisioner.spec.model import Spec
+from provisioner.spec.resolve import resolve
+from provisioner.spec.resolved import ResolvedSpec
+from provisioner.yamlio import Document, load_file
+
+DEFAULT_ENV = "local"
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def environments(spec_file: Path) -> list[str]:
+    """Environments available next to the spec: ``local`` plus every ``environments/*.yaml``."""
+    env_dir = spec_file.parent / "environments"
+    found = {p.stem for p in env_dir.glob("*.yaml")} if env_dir.is_dir() else set()
+    return sorted(found | {DEFAULT_ENV})
+
+
+def _where(doc: Document, prefix: Loc = (), strip: int = 0) -> dict[Loc, Where]:
+    return {(*prefix, *loc[strip:]): (doc.file, line) for loc, line in doc.lines.items() if len(loc) >= strip}
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], bool]:
+    """Keep the parts of a pydantic ``loc`` that exist in the data (drops union tags and the like)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
+            out.append(part)
+        elif isinstance(part, str) and not isinstance(node, (dict, list)):
+            continue
+    return out, True
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+_EXPECT = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "list_type": "a list",
+}
+
+
+def _message(err: Any, root_type: Any, path: list[str | int]) -> tuple[list[str | int], str]:
+    kind, loc = err["type"], err["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        parent_tp: Any = root_type
+        for part in path[:-1] if path and path[-1] == key else path:
+            parent_tp = field_type(parent_tp, part) if parent_tp is not None else None
+        hint = did_you_mean(key, field_names(parent_tp)) if parent_tp is not None else ""
+        allowed = ", ".join(field_names(parent_tp)) if parent_tp is not None else ""
+        fix = hint or (f"; allowed here: {allowed}" if allowed else "; remove it")
+        return path, f"unknown key '{key}'{fix}"
+    if kind == "missing":
+        return [*path, loc[-1]] if path[-1:] != [loc[-1]] else path, f"required key '{loc[-1]}' is missing; add it"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = err.get("ctx", {})
+        tags = ctx.get("expected_tags", "")
+        options = [t.strip(" '") for t in tags.split(",")]
+        got = ctx.get("tag", "")
+        if kind == "union_tag_not_found":
+            return path, f"needs 'type:' ({tags})"
+        return [*path, ctx.get("discriminator", "type").strip("'")], (
+            f"type '{got}' is not one of {tags}{did_you_mean(str(got), options)}"
+        )
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ", ").split(",")]
+        return path, f"{_describe(err['input'])} is not one of {expected}{did_you_mean(str(err['input']), options)}"
+    if kind in _EXPECT:
+        return path, f"expected {_EXPECT[kind]}, got {_describe(err['input'])}"
+    if kind in ("value_error", "assertion_error"):
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return path, msg
+    if kind == "string_pattern_mismatch":
+        return path, f"{_describe(err['input'])} has the wrong form (expected pattern {err['ctx']['pattern']})"
+    return path, f"{err['msg']} (got {_describe(err.get('input'))})"
+
+
+def _validate(
+    model: type[BaseModel], data: Any, where: dict[Loc, Where], fallback: str, prefix: Loc = ()
+) -> tuple[Any, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            path, _ = _data_path(data, err["loc"])
+            path, msg = _message(err, model, path)
+            problems.append(_locate((*prefix, *path), msg, where, fallback))
+        return None, problems
+
+
+def _locate(path: Loc, msg: str, where: dict[Loc, Where], fallback: str) -> Problem:
+    for n in range(len(path), -1, -1):
+        if path[:n] in where:
+            file, line = where[path[:n]]
+            return Problem(msg, file, line, dotted(path))
+    return Problem(msg, fallback, None, dotted(path))
+
+
+def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
+    """Load, merge, validate and resolve the spec for one environment."""
+    spec_file = Path(spec_file)
+    base_dir = spec_file.parent
+    if not spec_file.exists():
+        raise UsageError(f"{spec_file}: no spec here; pass --spec PATH or create one with `memprov init DIR`")
+    known = environments(spec_file)
+    if env not in known:
+        raise UsageError(
+            f"unknown environment '{env}'{did_you_mean(env, known)}; available: {', '.join(known)} "
+            f"(add environments/{env}.yaml to create it)"
+        )
+    import re
+
+    if not re.match(ENV_NAME_PATTERN, env):
+        raise UsageError(
+            f"environment name '{env}' must be lowercase letters, digits and '-' (it becomes part of resource names)"
+        )
+    spec_doc = load_file(spec_file, _display(spec_file, base_dir) if spec_file.is_absolute() else str(spec_file))
+    if not isinstance(spec_doc.data, dict):
+        raise SpecError([Problem("the spec must be a mapping with version:, jobs: ...", spec_doc.file, 1)])
+    sources = [spec_doc.file]
+    merger = Merger(_where(spec_doc))
+    data: dict[str, Any] = spec_doc.data
+    problems: list[Problem] = []
+
+    baseline_file = base_dir / "baselines" / f"{env}.yaml"
+    if baseline_file.exists():
+        bdoc = load_file(baseline_file, str(baseline_file.relative_to(base_dir)))
+        sources.append(bdoc.file)
+        bjobs = bdoc.data.get("jobs", {}) if isinstance(bdoc.data, dict) else {}
+        overlay_jobs = {
+            job: {"memory": {"baseline": b}}
+            for job, b in bjobs.items()
+            if isinstance(b, dict) and job in data.get("jobs", {})
+        }
+        bwhere = {
+            ("jobs", loc[1], "memory", "baseline", *loc[2:]): w
+            for loc, w in _where(bdoc).items()
+            if loc[:1] == ("jobs",) and len(loc) >= 2
+        }
+        data = merger.merge(Spec, data, {"jobs": overlay_jobs}, bwhere)
+
+    environment = Environment()
+    ewhere: dict[Loc, Where] = {}
+    env_file = base_dir / "environments" / f"{env}.yaml"
+    if env_file.exists():
+        edoc = load_file(env_file, str(Path("environments") / f"{env}.yaml"))
+        sources.append(edoc.file)
+        edata = edoc.data if isinstance(edoc.data, dict) else {}
+        if not isinstance(edoc.data, dict) and edoc.data not in (None, {}):
+            raise SpecError([Problem("an environment file must be a mapping", edoc.file, 1)])
+        ewhere = _where(edoc)
+        environment, eprobs = _validate(Environment, edata, ewhere, edoc.file)
+        problems += eprobs
+        over = {k: edata[k] for k in OVERLAY_KEYS if k in edata}
+        data = merger.merge(Spec, data, over, ewhere)
+    problems += merger.problems
+    if problems:
+        raise SpecError(problems)
+    spec, vprobs = _validate(Spec, data, merger.where, spec_doc.file)
+    targets, tprobs = _targets(environment, ewhere, str(Path("environments") / f"{env}.yaml"))
+    if vprobs or tprobs:
+        raise SpecError(vprobs + tprobs)
+    resolved, rprobs = resolve(spec, env, environment, spec_file, tuple(sources))
+    if rprobs or resolved is None:
+        raise SpecError([_locate(path, msg, merger.where, spec_doc.file) for path, msg in rprobs])
+    return dataclasses.replace(resolved, targets=targets)
+
+
+def _targets(environment: Environment, where: dict[Loc, Where], file: str) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate each ``targets.<backend>`` block with the model of its ``type``."""
+    from provisioner.backends.registry import target_models
+
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for backend, raw in environment.targets.items():
+        models = target_models(backend)
+        kind = raw.get("type", "files") if isinstance(raw, dict) else None
+        path: Loc = ("targets", backend)
+        if kind not in models:
+            problems.append(
+                _locate(
+                    (*path, "type"),
+                    f"unknown target type {kind!r} for {backend}"
+                    f"{did_you_mean(str(kind), models)}; available: {', '.join(models)}",
+                    where,
+                    file,
+                )
+            )
+            continue
+        config, probs = _validate(models[kind], raw, where, file, prefix=path)
+        problems += probs
+        out[backend] = config
+    return out, problems

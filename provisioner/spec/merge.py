@@ -1,0 +1,140 @@
+"""Overlay merging with rules declared per field.
+
+An environment overlay is merged into the base spec on raw data, before validation, so that
+every value keeps the file and line it came from. The rule for a field comes from a
+:class:`Merge` marker in its annotation, else from its type: nested models and mappings merge
+key by key, everything else (scalars, lists) is replaced.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from enum import Enum
+from typing import Any
+
+from provisioner.errors import Problem, did_you_mean, dotted
+
+Loc = tuple[str | int, ...]
+Where = tuple[str, int | None]  # (file, line)
+
+
+class Merge(Enum):
+    DEEP = "deep"  # merge key by key, recursively
+    REPLACE = "replace"  # the overlay value replaces the base value whole
+    KEYS_EXISTING = "keys-existing"  # like DEEP, but the overlay may not add new keys
+    IMMUTABLE = "immutable"  # an overlay may not set this field
+
+
+def _unwrap(tp: Any) -> tuple[Any, Merge | None]:
+    """Strip Annotated/Optional, returning the core type and any Merge marker."""
+    rule = None
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            args = typing.get_args(tp)
+            rule = next((a for a in args[1:] if isinstance(a, Merge)), rule)
+            tp = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp, rule
+            tp = members[0]
+        else:
+            return tp, rule
+
+
+def _model_fields(tp: Any) -> dict[str, Any] | None:
+    fields = getattr(tp, "model_fields", None)
+    if fields is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, info in fields.items():
+        annotation = info.annotation
+        if info.metadata:
+            annotation = typing.Annotated[(annotation, *info.metadata)]
+        out[info.alias or name] = annotation
+    return out
+
+
+def field_type(tp: Any, key: str | int) -> Any:
+    """The declared type of ``key`` inside type ``tp`` (model field, dict value, list item), or None."""
+    core, _ = _unwrap(tp)
+    fields = _model_fields(core)
+    if fields is not None:
+        return fields.get(str(key))
+    origin = typing.get_origin(core)
+    if origin is dict:
+        return typing.get_args(core)[1]
+    if origin is list:
+        return typing.get_args(core)[0]
+    return None
+
+
+def field_names(tp: Any) -> list[str]:
+    core, _ = _unwrap(tp)
+    return list(_model_fields(core) or {})
+
+
+class Merger:
+    """Merges overlay data into base data, keeping the location of every value."""
+
+    def __init__(self, base_where: dict[Loc, Where]) -> None:
+        self.where = dict(base_where)
+        self.problems: list[Problem] = []
+
+    def merge(self, tp: Any, base: Any, over: Any, over_where: dict[Loc, Where], path: Loc = ()) -> Any:
+        core, rule = _unwrap(tp)
+        mergeable = (
+            isinstance(base, dict)
+            and isinstance(over, dict)
+            and (_model_fields(core) is not None or typing.get_origin(core) is dict)
+        )
+        if rule is Merge.REPLACE or not mergeable:
+            self._replace(path, over_where)
+            return over
+        out = dict(base)
+        for key, value in over.items():
+            sub = (*path, key)
+            sub_tp = field_type(core, key)
+            _, sub_rule = _unwrap(sub_tp) if sub_tp is not None else (None, None)
+            if sub_rule is Merge.IMMUTABLE and key in base and base[key] != value:
+                file, line = over_where.get(sub, ("?", None))
+                self.problems.append(
+                    Problem(
+                        f"cannot be changed by an environment overlay (it is {base[key]!r} in the spec); "
+                        "remove it from the overlay",
+                        file,
+                        line,
+                        dotted(sub),
+                    )
+                )
+                continue
+            if rule is Merge.KEYS_EXISTING and key not in base:
+                file, line = over_where.get(sub, ("?", None))
+                known = ", ".join(sorted(map(str, base))) or "none"
+                self.problems.append(
+                    Problem(
+                        f"the overlay names '{key}', which does not exist in the spec{did_you_mean(str(key), base)} "
+                        f"(known: {known}); "
+                        "fix the name or add it to memprov.yaml first",
+                        file,
+                        line,
+                        dotted(sub),
+                    )
+                )
+                continue
+            if key in base and sub_tp is not None:
+                out[key] = self.merge(sub_tp, base[key], value, over_where, sub)
+            else:
+                self._replace(sub, over_where)
+                out[key] = value
+        return out
+
+    def _replace(self, path: Loc, over_where: dict[Loc, Where]) -> None:
+        n = len(path)
+        for loc in [loc for loc in self.where if loc[:n] == path]:
+            del self.where[loc]
+        for loc, w in over_where.items():
+            if loc[:n] == path:
+                self.where[loc] = w

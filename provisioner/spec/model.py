@@ -1,0 +1,215 @@
+"""The spec model (``memprov.yaml``): pydantic v2 models, ``extra="forbid"`` everywhere.
+
+These models check structure and types only; rules that span fields (warning below critical,
+thresholds under the limit, routes naming known channels) live in :mod:`provisioner.spec.resolve`,
+which can point at the exact key that is wrong. Overlay merge rules are declared per field with
+:class:`~provisioner.spec.merge.Merge` markers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from provisioner.spec.merge import Merge
+from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
+
+BackendName = Literal["prometheus", "alertmanager", "grafana"]
+BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
+Runtime = Literal["kubernetes", "vm", "process"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- notifications -------------------------------------------------------------------------
+class Slack(Strict):
+    type: Literal["slack"]
+    channel: str = Field(pattern=r"^[#@]?[\w.-]+$", description="Slack channel, e.g. #ml-platform")
+    webhook_url: SecretRef
+    send_resolved: bool = True
+
+
+class PagerDuty(Strict):
+    type: Literal["pagerduty"]
+    routing_key: SecretRef
+    send_resolved: bool = True
+
+
+class Opsgenie(Strict):
+    type: Literal["opsgenie"]
+    api_key: SecretRef
+    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P2"
+    team: str | None = None
+
+
+class Webhook(Strict):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://[^\s]+$", description="endpoint URL (not a secret)")
+    bearer_token: SecretRef | None = None
+    max_alerts: int = Field(default=0, ge=0)
+    send_resolved: bool = True
+
+
+Notification = Annotated[Slack | PagerDuty | Opsgenie | Webhook, Field(discriminator="type")]
+
+
+class Route(Strict):
+    """Which notification channels receive each severity."""
+
+    info: list[str] = []
+    warning: list[str] = []
+    critical: list[str] = []
+
+    @field_validator("info", "warning", "critical", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+# --- alert settings ------------------------------------------------------------------------
+class Thresholds(Strict):
+    warning: ThresholdValue
+    critical: ThresholdValue
+
+
+class Usage(Strict):
+    """Working set against the limit, above a threshold for a sustained time."""
+
+    enabled: bool = True
+    warning_for: Duration = Field(default=300.0, description="how long above warning before firing")
+    critical_for: Duration = Field(default=120.0, description="how long above critical before firing")
+
+
+class Growth(Strict):
+    """Sustained growth faster than ``factor`` times the job's usual velocity."""
+
+    enabled: bool = True
+    factor: float = Field(default=3.0, gt=1)
+    window: Duration = 600.0
+    for_: Duration = Field(default=300.0, alias="for")
+    warmup: Duration = Field(default=300.0, description="ignore the model-load ramp at the start of a run")
+
+
+class TimeToOom(Strict):
+    """The trend of the run's troughs reaches the limit within ``horizon``."""
+
+    enabled: bool = True
+    horizon: Duration = 1800.0
+    window: Duration = 900.0
+    for_: Duration = Field(default=120.0, alias="for")
+
+
+class Anomaly(Strict):
+    """Z-score of the run's memory against the same job in previous weeks."""
+
+    enabled: bool = True
+    zscore: float = Field(default=3.0, gt=0)
+    compare: Duration = Field(default=604800.0, description="how far back to compare, e.g. 1w")
+    weeks: int = Field(default=3, ge=1, le=8)
+    for_: Duration = Field(default=600.0, alias="for")
+
+
+class BaselineAlert(Strict):
+    """The run's peak far above the p95 peak of past successful runs."""
+
+    enabled: bool = True
+    factor: float = Field(default=1.3, gt=1)
+    for_: Duration = Field(default=300.0, alias="for")
+
+
+class Baseline(Strict):
+    """Peaks of past successful runs (written by ``memprov baseline`` or by hand)."""
+
+    runs: int | None = Field(default=None, ge=0)
+    peak_p50: Size | None = None
+    peak_p95: Size | None = None
+    peak_p99: Size | None = None
+    peak_max: Size | None = None
+    velocity: Size | None = Field(default=None, description="usual growth of the troughs, bytes per minute")
+
+
+class Metrics(Strict):
+    """PromQL metric names; defaults depend on the runtime."""
+
+    working_set: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    limit: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    oom_events: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class Defaults(Strict):
+    scrape_interval: Duration = 30.0
+    evaluation_interval: Duration | None = None
+    thresholds: Thresholds = Thresholds(warning="80%", critical="90%")
+    usage: Usage = Usage()
+    growth: Growth = Growth()
+    time_to_oom: TimeToOom = TimeToOom()
+    anomaly: Anomaly = Anomaly()
+    baseline_alert: BaselineAlert = BaselineAlert()
+    route: Route = Route()
+    backends: Annotated[list[BackendName], Merge.REPLACE] = ["prometheus", "alertmanager", "grafana"]
+    runbook_url: str = Field(
+        default="https://runbooks.example.com/memprov/{job}", description="runbook link; {job} and {env} are filled in"
+    )
+    labels: dict[str, str] = {}
+
+
+class Model(Strict):
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+
+
+class Memory(Strict):
+    limit: Size
+    baseline: Baseline | None = None
+    thresholds: Thresholds | None = None
+
+
+LabelMatch = Annotated[str, Field(min_length=1)]
+
+
+class Selector(Strict):
+    """Label matchers that pick the job's series; values are exact unless given as ``{regex: ...}``."""
+
+    namespace: str | None = None
+    container: str | None = None
+    pod: str | None = None
+    instance: str | None = None
+    groupname: str | None = Field(default=None, description="process-exporter group (process runtime)")
+    regex: dict[str, LabelMatch] = {}
+
+
+class Job(Strict):
+    name: str | None = None
+    description: str = ""
+    owner: str = Field(min_length=1)
+    team: str | None = None
+    model: Model
+    runtime: Runtime = "kubernetes"
+    selector: Selector = Selector()
+    memory: Memory
+    usage: Usage | None = None
+    growth: Growth | None = None
+    time_to_oom: TimeToOom | None = None
+    anomaly: Anomaly | None = None
+    baseline_alert: BaselineAlert | None = None
+    route: Route | None = None
+    backends: Annotated[list[BackendName] | None, Merge.REPLACE] = None
+    runbook_url: str | None = None
+    metrics: Metrics = Metrics()
+    labels: dict[str, str] = {}
+
+
+class Spec(Strict):
+    """The whole ``memprov.yaml``."""
+
+    version: Annotated[Literal[1], Merge.IMMUTABLE]
+    name: Annotated[str, Merge.IMMUTABLE] = Field(
+        default="memprov", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="spec name, part of ownership markers"
+    )
+    defaults: Defaults = Defaults()
+    notifications: dict[str, Notification] = {}
+    jobs: Annotated[dict[str, Job], Merge.KEYS_EXISTING] = {}

@@ -1,0 +1,183 @@
+"""From a validated :class:`Spec` to a :class:`ResolvedSpec`, checking rules that span fields.
+
+Every problem is reported with the key path it concerns; the loader turns paths into
+``file:line``. All problems are collected before raising, so one run shows them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from provisioner import names
+from provisioner.errors import did_you_mean
+from provisioner.promql import sources
+from provisioner.spec.environment import Environment
+from provisioner.spec.model import Job, Route, Spec
+from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
+from provisioner.spec.types import Threshold
+from provisioner.units import format_size
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+
+def overlay(base: M, override: M | None) -> M:
+    """``base`` with the fields that ``override`` set explicitly (recursively)."""
+    if override is None:
+        return base
+    update = {}
+    for name in override.model_fields_set:
+        value = getattr(override, name)
+        current = getattr(base, name)
+        update[name] = (
+            overlay(current, value)
+            if isinstance(value, BaseModel) and isinstance(current, BaseModel) and type(value) is type(current)
+            else value
+        )
+    return base.model_copy(update=update)
+
+
+def _threshold_bytes(t: Threshold, job: Job, path: Loc, problems: list[tuple[Loc, str]]) -> int | None:
+    if t.kind == "percent":
+        return round(job.memory.limit * t.value)
+    if t.kind == "bytes":
+        return int(t.value)
+    base = job.memory.baseline
+    peak: int | None = getattr(base, f"peak_{t.stat}", None) if base else None
+    if peak is None:
+        problems.append(
+            (
+                path,
+                f'"{t}" needs memory.baseline.peak_{t.stat}; add the baseline '
+                "(or run memprov baseline) or give the threshold as 80% / 6Gi",
+            )
+        )
+        return None
+    return round(peak * t.value)
+
+
+def _check_route(route: Route, path: Loc, channels: Mapping[str, object], problems: list[tuple[Loc, str]]) -> None:
+    for severity in ("info", "warning", "critical"):
+        for i, name in enumerate(getattr(route, severity)):
+            if name not in channels:
+                known = ", ".join(sorted(channels)) or "none defined"
+                problems.append(
+                    (
+                        (*path, severity, i),
+                        f"unknown notification channel '{name}'"
+                        f"{did_you_mean(name, channels)}; defined under notifications: {known}",
+                    )
+                )
+
+
+def resolve(
+    spec: Spec, env: str, environment: Environment, spec_file: Path, sources_: tuple[str, ...] = ()
+) -> tuple[ResolvedSpec | None, list[tuple[Loc, str]]]:
+    """Resolve defaults and check cross-field rules; returns the spec or the located problems."""
+    problems: list[tuple[Loc, str]] = []
+    d = spec.defaults
+    for name in spec.notifications:
+        if not names.JOB_ID_PATTERN.match(name):
+            problems.append(
+                (
+                    ("notifications", name),
+                    f"channel name '{name}' must be lowercase letters, "
+                    "digits and '-' (it becomes an Alertmanager receiver name)",
+                )
+            )
+    _check_route(d.route, ("defaults", "route"), spec.notifications, problems)
+    jobs: list[ResolvedJob] = []
+    for job_id, job in spec.jobs.items():
+        jp: Loc = ("jobs", job_id)
+        if not names.JOB_ID_PATTERN.match(job_id):
+            fixed = names.slug(job_id)[:40].strip("-") or "my-job"
+            problems.append(
+                (
+                    jp,
+                    f"job id '{job_id}' would break PromQL label values and resource names; "
+                    f"use lowercase letters, digits and '-', at most 40 characters (e.g. '{fixed}')",
+                )
+            )
+            continue
+        thresholds = job.memory.thresholds or d.thresholds
+        tpath: Loc = (*jp, "memory", "thresholds") if job.memory.thresholds else ("defaults", "thresholds")
+        warn = _threshold_bytes(thresholds.warning, job, (*tpath, "warning"), problems)
+        crit = _threshold_bytes(thresholds.critical, job, (*tpath, "critical"), problems)
+        limit = job.memory.limit
+        if warn is not None and crit is not None:
+            if warn >= crit:
+                problems.append(
+                    (
+                        (*tpath, "warning"),
+                        f"warning ({thresholds.warning} = {format_size(warn)}) "
+                        f"must be below critical ({thresholds.critical} = {format_size(crit)}) "
+                        f"for job {job_id}; lower warning or raise critical",
+                    )
+                )
+            for sev, value, t in (("warning", warn, thresholds.warning), ("critical", crit, thresholds.critical)):
+                if value > limit:
+                    shown = str(t) if t.kind == "bytes" else f"{t} = {format_size(value)}"
+                    problems.append(
+                        (
+                            (*tpath, sev),
+                            f"{sev} threshold {shown} is above the "
+                            f"memory limit {format_size(limit)} of job {job_id}, so it can never fire "
+                            "before the OOM kill; use at most the limit (e.g. 80%)",
+                        )
+                    )
+        route = overlay(d.route, job.route)
+        if job.route:
+            _check_route(job.route, (*jp, "route"), spec.notifications, problems)
+        if warn is None or crit is None:
+            continue
+        backends = tuple(job.backends if job.backends is not None else d.backends)
+        uid = names.dashboard_uid(env, job_id)
+        dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"
+        runbook = (job.runbook_url or d.runbook_url).replace("{job}", job_id).replace("{env}", env)
+        jobs.append(
+            ResolvedJob(
+                id=job_id,
+                name=job.name or job_id,
+                description=job.description,
+                owner=job.owner,
+                team=job.team or job.owner,
+                model_name=job.model.name,
+                model_version=job.model.version,
+                runtime=job.runtime,
+                selector=job.selector,
+                limit=limit,
+                baseline=job.memory.baseline,
+                thresholds=thresholds,
+                warning_bytes=warn,
+                critical_bytes=crit,
+                usage=overlay(d.usage, job.usage),
+                growth=overlay(d.growth, job.growth),
+                time_to_oom=overlay(d.time_to_oom, job.time_to_oom),
+                anomaly=overlay(d.anomaly, job.anomaly),
+                baseline_alert=overlay(d.baseline_alert, job.baseline_alert),
+                route=route,
+                backends=backends,
+                runbook_url=runbook,
+                dashboard_uid=uid,
+                dashboard_url=dash_url,
+                sources=sources(job.runtime, job.selector, job.metrics),
+                labels={**d.labels, **environment.labels, **job.labels},
+            )
+        )
+    if problems:
+        return None, problems
+    return ResolvedSpec(
+        name=spec.name,
+        env=env,
+        spec_file=spec_file,
+        environment=environment,
+        scrape_interval=d.scrape_interval,
+        evaluation_interval=d.evaluation_interval or d.scrape_interval,
+        notifications=dict(spec.notifications),
+        jobs=tuple(jobs),
+        sources=sources_,
+    ), problems

@@ -1,0 +1,36 @@
+"""The one shared helper for tests: an example repository in a temp dir, and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example_repo(dest: Path) -> Path:
+    """Copy the example spec and its environments into ``dest``; returns ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "memprov.yaml", dest / "memprov.yaml")
+    shutil.copytree(ROOT / "environments", dest / "environments", dirs_exist_ok=True)
+    return dest
+
+
+def memprov(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point (``python -m provisioner``) as a user would, capturing output."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env.pop("MEMPROV_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *args],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
