@@ -33,6 +33,7 @@ class Sources:
     oom_events: str | None
     group_by: tuple[str, ...]
     node_label: str
+    oom_terminated: tuple[str, ...] = ()  # kube-state-metrics selectors: 1 when the container was OOM-killed
 
 
 def sources(runtime: Runtime, selector: Selector, metrics: Metrics) -> Sources:
@@ -45,12 +46,17 @@ def sources(runtime: Runtime, selector: Selector, metrics: Metrics) -> Sources:
         }
         guard = "" if selector.container else 'container!="", container!="POD"'
         m = matchers(exact, regex, guard)
+        oom = matchers(exact, regex, 'reason="OOMKilled"')
         return Sources(
             working_set=f"{metrics.working_set or 'container_memory_working_set_bytes'}{m}",
             limit=f"{metrics.limit or 'container_spec_memory_limit_bytes'}{m} > 0",
             oom_events=f"{metrics.oom_events or 'container_oom_events_total'}{m}",
             group_by=("namespace", "pod", "container"),
             node_label="node",
+            oom_terminated=(
+                f"kube_pod_container_status_terminated_reason{oom}",
+                f"kube_pod_container_status_last_terminated_reason{oom}",
+            ),
         )
     if runtime == "vm":
         m = matchers({"instance": selector.instance} if selector.instance else {}, regex)

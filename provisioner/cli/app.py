@@ -165,6 +165,19 @@ def apply(
     )
 
 
+@app.command("test")
+def test_rules(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="keep the generated files in DIR", file_okay=False)
+    ] = None,
+    job: Annotated[list[str] | None, typer.Option("--job", "-j", help="only these jobs")] = None,
+) -> None:
+    """Prove the rules with promtool: each alert fires on a synthetic surge/leak/step, silent when healthy."""
+    _run(ctx, "test", env=env, out=out, jobs=job or [])
+
+
 @app.command()
 def lint(ctx: typer.Context, env: OptEnvOpt = None) -> None:
     """Find common alerting mistakes (thresholds too high, windows too short, pagers for warnings...)."""

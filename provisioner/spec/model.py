@@ -92,6 +92,9 @@ class Growth(Strict):
     window: Duration = 600.0
     for_: Duration = Field(default=300.0, alias="for")
     warmup: Duration = Field(default=300.0, description="ignore the model-load ramp at the start of a run")
+    min_velocity: Size | None = Field(
+        default=None, description="growth slower than this (bytes per minute) never alerts; default: limit per 6h"
+    )
 
 
 class TimeToOom(Strict):
@@ -110,6 +113,10 @@ class Anomaly(Strict):
     zscore: float = Field(default=3.0, gt=0)
     compare: Duration = Field(default=604800.0, description="how far back to compare, e.g. 1w")
     weeks: int = Field(default=3, ge=1, le=8)
+    window: Duration = Field(default=1800.0, description="compare the average over this window")
+    min_stddev: float = Field(
+        default=0.075, gt=0, le=1, description="floor of the standard deviation, as a fraction of the usual level"
+    )
     for_: Duration = Field(default=600.0, alias="for")
 
 
@@ -140,9 +147,13 @@ class Metrics(Strict):
     oom_events: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
+TROUGH_HELP = "rolling-minimum window that removes the sawtooth of chunked loading and GC (>= one period)"
+
+
 class Defaults(Strict):
     scrape_interval: Duration = 30.0
     evaluation_interval: Duration | None = None
+    trough_window: Duration = Field(default=300.0, description=TROUGH_HELP)
     thresholds: Thresholds = Thresholds(warning="80%", critical="90%")
     usage: Usage = Usage()
     growth: Growth = Growth()
@@ -191,6 +202,7 @@ class Job(Strict):
     runtime: Runtime = "kubernetes"
     selector: Selector = Selector()
     memory: Memory
+    trough_window: Duration | None = Field(default=None, description=TROUGH_HELP)
     usage: Usage | None = None
     growth: Growth | None = None
     time_to_oom: TimeToOom | None = None

@@ -154,6 +154,7 @@ def resolve(
                 thresholds=thresholds,
                 warning_bytes=warn,
                 critical_bytes=crit,
+                trough_window=job.trough_window or d.trough_window,
                 usage=overlay(d.usage, job.usage),
                 growth=overlay(d.growth, job.growth),
                 time_to_oom=overlay(d.time_to_oom, job.time_to_oom),

@@ -43,6 +43,7 @@ class ResolvedJob:
     thresholds: Thresholds
     warning_bytes: int
     critical_bytes: int
+    trough_window: float
     usage: Usage
     growth: Growth
     time_to_oom: TimeToOom
