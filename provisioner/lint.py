@@ -89,8 +89,10 @@ def scrape_and_windows(spec: ResolvedSpec) -> Iterator[Finding]:
     need_for = MIN_EVALS_PER_FOR * ev
     for job in spec.jobs:
         windows = [
+            ("trough_window", job.trough_window, True),
             ("growth.window", job.growth.window, job.growth.enabled),
             ("time_to_oom.window", job.time_to_oom.window, job.time_to_oom.enabled),
+            ("anomaly.window", job.anomaly.window, job.anomaly.enabled),
         ]
         for path, window, enabled in windows:
             if enabled and window < need_window:
@@ -179,6 +181,44 @@ def baseline_fit(spec: ResolvedSpec) -> Iterator[Finding]:
                 f"p95 peak {format_size(b.peak_p95)} is under 30% of the {format_size(job.limit)} "
                 "limit; the limit is loose and the usage alerts will fire late relative to normal",
             )
+
+
+CONTEXT_LABELS = ("memprov_job", "memprov_env", "severity", "owner", "model", "model_version")
+CONTEXT_ANNOTATIONS = ("summary", "description", "node", "current", "limit", "runbook_url", "dashboard")
+
+
+@check
+def alert_context(spec: ResolvedSpec) -> Iterator[Finding]:
+    """Every rendered alert says which job, node and model, and links the dashboard and runbook."""
+    from provisioner.render.prometheus import rule_group
+
+    for job in spec.jobs_using("prometheus"):
+        for rule in rule_group(spec, job)["rules"]:
+            if "alert" not in rule:
+                continue
+            labels, notes = rule.get("labels", {}), rule.get("annotations", {})
+            missing = [k for k in CONTEXT_LABELS if not labels.get(k)]
+            missing += [k for k in CONTEXT_ANNOTATIONS if not str(notes.get(k, "")).strip()]
+            if missing:
+                yield Finding("error", spec.env, _jp(job),
+                              f"alert {rule['alert']} lacks context: {', '.join(missing)}; an alert that says "
+                              "only 'memory high' is useless at 3am (check your template overrides)")
+
+
+@check
+def inhibition(spec: ResolvedSpec) -> Iterator[Finding]:
+    """Critical must silence warning for the same job, or one incident notifies twice."""
+    if not spec.jobs_using("alertmanager"):
+        return
+    from provisioner.render.alertmanager import config
+
+    rules = config(spec).get("inhibit_rules", [])
+    ok = any('severity="critical"' in r.get("source_matchers", []) and "memprov_job" in r.get("equal", [])
+             and any("warning" in m for m in r.get("target_matchers", [])) for r in rules)
+    if not ok:
+        yield Finding("error", spec.env, "alertmanager",
+                      "no inhibition between severities: a critical alert does not silence the warning for the "
+                      "same job, so one incident notifies twice")
 
 
 def lint(spec: ResolvedSpec) -> list[Finding]:

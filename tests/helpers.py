@@ -34,3 +34,27 @@ def memprov(
         text=True,
         timeout=timeout,
     )
+
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def assert_golden(relpath: str, text: str) -> None:
+    """Compare ``text`` with ``tests/golden/<relpath>``; a missing golden fails.
+
+    Regenerate with ``make golden`` (MEMPROV_UPDATE_GOLDEN=1) and review the diff like code.
+    """
+    path = GOLDEN / relpath
+    if os.environ.get("MEMPROV_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"missing golden file {path}; run `make golden` and review it"
+    expected = path.read_text(encoding="utf-8")
+    if text != expected:
+        import difflib
+
+        diff = "\n".join(
+            difflib.unified_diff(expected.splitlines(), text.splitlines(), "golden", "rendered", lineterm="", n=2)
+        )
+        raise AssertionError(f"{path} is stale (run `make golden` if the change is intended):\n{diff[:6000]}")

@@ -1,21 +1,138 @@
-"""The ``alertmanager`` backend: the whole routing configuration as one ``alertmanager.yml``."""
+"""The ``alertmanager`` backend: the routing configuration (one ``alertmanager.yml``) and its secrets.
+
+Targets: ``files`` (default: ``out/<env>/alertmanager/alertmanager.yml``) and ``alertmanager``:
+a running Alertmanager whose config file memprov writes (after ``amtool check-config`` when
+amtool is installed), whose secret files it writes from the environment (mode 0600; the plan
+shows a fingerprint, never the value), and which it reloads with ``POST /-/reload``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from provisioner.backends.base import Backend, Resource
-from provisioner.backends.files import FilesConfig, YamlFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioner import secrets, tools
+from provisioner.backends.base import Backend, Resource, Target
+from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles, atomic_write
+from provisioner.backends.http import HttpApi
+from provisioner.errors import OperationError
+from provisioner.plan.model import Action, Change
 from provisioner.render import alertmanager as render
+from provisioner.spec.resolved import ResolvedSpec
+from provisioner.spec.types import SecretRef
 
 CONFIG_KEY = "alertmanager"
+SECRET = "secret:"
+
+
+class AlertmanagerConfig(BaseModel):
+    """``targets.alertmanager: {type: alertmanager, config_file, url, secrets_dir}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["alertmanager"]
+    config_file: str = Field(description="the alertmanager.yml that Alertmanager reads")
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    secrets_dir: str = Field(default=render.DEFAULT_SECRETS_DIR, description="where {env: NAME} secrets are written")
+    token: SecretRef | None = None
+
+
+class LiveTarget(FilesTarget):
+    """The config file and secret files of a running Alertmanager; reloads it after changes."""
+
+    type = "alertmanager"
+
+    def __init__(self, config_file: Path, url: str, secrets_dir: str, token: SecretRef | None) -> None:
+        super().__init__(config_file.parent, str(config_file))
+        self.config_name = config_file.name
+        self.url = url
+        self.secrets_dir = secrets_dir
+        self.token = token
+
+    def describe(self) -> str:
+        return f"Alertmanager {self.url} ({self.display})"
+
+    def read_live(self, backend: Backend) -> list[Resource]:
+        out = super().read_live(backend)
+        for ref_path in _env_secrets(backend.spec, self.secrets_dir):
+            path = Path(ref_path)
+            if path.is_file():
+                out.append(
+                    Resource(
+                        "secret", SECRET + ref_path, {"fingerprint": _fingerprint(path.read_text())}, title=ref_path
+                    )
+                )
+        return out
+
+    def _write(self, backend: Backend, resource: Resource) -> None:
+        if resource.key.startswith(SECRET):
+            ref = _env_secrets(backend.spec, self.secrets_dir)[resource.key.removeprefix(SECRET)]
+            value = secrets.resolve(ref) or ""
+            path = Path(resource.key.removeprefix(SECRET))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(value)
+            return
+        text = backend.serialise(resource)  # type: ignore[attr-defined]
+        _check_config(text)
+        atomic_write(self.root / self.config_name, text)
+
+    def finish(self, backend: Backend, changed: bool) -> None:
+        if not changed:
+            return
+        api = HttpApi(self.url, what="Alertmanager", token=self.token)
+        try:
+            api.request("POST", "/-/reload")
+        except OperationError as e:
+            raise OperationError(f"{e}; the configuration was written but Alertmanager did not load it") from e
+        finally:
+            api.close()
+
+
+def _check_config(text: str) -> None:
+    """``amtool check-config`` on the text before it replaces a live configuration (when installed)."""
+    try:
+        tools.which("amtool")
+    except OperationError:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "alertmanager.yml"
+        path.write_text(text, encoding="utf-8")
+        result = tools.run("amtool", "check-config", str(path))
+    if result.returncode != 0:
+        raise OperationError(
+            "amtool check-config rejected the rendered configuration; nothing was written:\n"
+            + (result.stdout + result.stderr).strip()
+        )
+
+
+def _env_secrets(spec: ResolvedSpec, secrets_dir: str) -> dict[str, SecretRef]:
+    return {path: ref for path, ref in render.secret_refs(spec, secrets_dir).items() if ref.env}
+
+
+def _fingerprint(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
 class AlertmanagerBackend(YamlFiles, Backend):
     name = "alertmanager"
-    TARGETS: ClassVar[dict[str, Any]] = {"files": FilesConfig}
-    FILE_GLOB = "alertmanager.yml"
+    TARGETS: ClassVar[dict[str, Any]] = {"files": FilesConfig, "alertmanager": AlertmanagerConfig}
+    FILE_GLOB = "*.yml"
     resource_kind = "alertmanager-config"
+
+    @classmethod
+    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
+        assert isinstance(config, AlertmanagerConfig)
+        path = Path(config.config_file)
+        return LiveTarget(
+            path if path.is_absolute() else spec.base_dir / path, config.url, config.secrets_dir, config.token
+        )
 
     @property
     def secrets_dir(self) -> str:
@@ -24,14 +141,42 @@ class AlertmanagerBackend(YamlFiles, Backend):
     def render(self) -> list[Resource]:
         if not self.spec.jobs_using(self.name):
             return []
-        return [
+        out = [
             Resource(
                 self.resource_kind, CONFIG_KEY, render.config(self.spec, self.secrets_dir), title="alertmanager.yml"
             )
         ]
+        if isinstance(self.target, LiveTarget):
+            for path, ref in _env_secrets(self.spec, self.secrets_dir).items():
+                value = secrets.resolve(ref, required=False)
+                if value is not None:
+                    out.append(
+                        Resource(
+                            "secret",
+                            SECRET + path,
+                            {"fingerprint": _fingerprint(value)},
+                            title=f"{path} from ${ref.env}",
+                        )
+                    )
+        return out
+
+    def notes(self) -> list[str]:
+        refs = _env_secrets(self.spec, self.secrets_dir) if self.spec.jobs_using(self.name) else {}
+        if not refs:
+            return []
+        if isinstance(self.target, LiveTarget):
+            return [f"${ref.env} is not set: {path} will not be written, and notifications through it will fail"
+                    for path, ref in refs.items() if secrets.resolve(ref, required=False) is None]
+        names = ", ".join(f"${ref.env} -> {path}" for path, ref in refs.items())
+        return [f"the configuration reads secrets from files ({names}); provide them there, or use an "
+                "`alertmanager` target, which writes them from the environment"]
+
+    def filter_changes(self, changes: list[Change]) -> list[Change]:
+        """Secret files are written, never deleted: another spec or a person may rely on them."""
+        return [c for c in changes if not (c.kind == "secret" and c.action is Action.DELETE)]
 
     def filename(self, key: str) -> str:
-        return "alertmanager.yml"
+        return getattr(self.target, "config_name", "alertmanager.yml")
 
     def key_for_path(self, relpath: str) -> str | None:
-        return CONFIG_KEY if relpath == "alertmanager.yml" else None
+        return CONFIG_KEY if relpath == self.filename(CONFIG_KEY) else None

@@ -97,6 +97,10 @@ class Backend(ABC):
         """Per job and alert kind: native, approximated or unsupported here."""
         return []
 
+    def notes(self) -> list[str]:
+        """Things the plan's reader must know that are not changes (missing secrets, caveats)."""
+        return []
+
     def describe_change(self, desired: Any, live: Any) -> tuple[str, ...]:
         """What an update changes, in words; default: nothing beyond the diff."""
         return ()
@@ -160,7 +164,7 @@ class Backend(ABC):
             f"{s.job}: {s.kind} is {s.level} on {self.name}" + (f" ({s.note})" if s.note else "")
             for s in self.support()
             if s.level != "native"
-        )
+        ) + tuple(self.notes())
         return BackendPlan(
             self.name,
             self.target.describe(),

@@ -35,17 +35,21 @@ def target_models(name: str) -> dict[str, type[BaseModel]]:
     return dict(backend_class(name).TARGETS)
 
 
+def display_dir(spec: ResolvedSpec, configured: str | None, backend: str) -> tuple[Path, str]:
+    """A target directory (relative paths are relative to the spec) and how to show it."""
+    root = Path(configured) if configured else spec.output_dir / backend
+    if not root.is_absolute():
+        root = spec.base_dir / root
+    try:
+        return root, str(root.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return root, str(root)
+
+
 def make_target(spec: ResolvedSpec, name: str, config: BaseModel | None) -> Target:
     config = config or FilesConfig()
     if isinstance(config, FilesConfig):
-        root = Path(config.dir) if config.dir else spec.output_dir / name
-        if not root.is_absolute():
-            root = spec.base_dir / root
-        try:
-            display = str(root.resolve().relative_to(Path.cwd().resolve()))
-        except ValueError:
-            display = str(root)
-        return FilesTarget(root, display)
+        return FilesTarget(*display_dir(spec, config.dir, name))
     factory: Any = getattr(backend_class(name), "make_target", None)
     if factory is None:  # pragma: no cover - a backend declaring a target must build it
         raise UsageError(f"backend {name} cannot build a {type(config).__name__} target")

@@ -1,0 +1,1 @@
+"""Faithful local fakes of external APIs that have no emulator."""

@@ -1,0 +1,168 @@
+"""Alertmanager routing: amtool validates it, routes go where the spec says, a real Alertmanager
+loads it (with secrets written from the environment) and inhibits warnings under a critical."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from provisioner.render.alertmanager import config
+from provisioner.spec.loader import environments, load
+from provisioner.yamlio import dumps
+from tests.helpers import ROOT, example_repo, memprov
+
+pytestmark = pytest.mark.integration
+
+
+def _rendered(env: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{env}.yml"
+    path.write_text(dumps(config(load(ROOT / "memprov.yaml", env))))
+    return path
+
+
+@pytest.mark.parametrize("env", environments(ROOT / "memprov.yaml"))
+def test_amtool_check_config(env: str, tmp_path: Path) -> None:
+    result = subprocess.run(["amtool", "check-config", str(_rendered(env, tmp_path))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def _route(path: Path, *labels: str) -> str:
+    result = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={path}", *labels], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_routes_follow_the_spec(tmp_path: Path) -> None:
+    prod = _rendered("prod", tmp_path)
+    job = ("memprov_env=prod", "memprov_job=clv-daily")
+    assert _route(prod, *job, "severity=critical") == "ml-oncall-pagerduty,ml-platform-slack"
+    assert _route(prod, *job, "severity=warning") == "data-eng-slack,ml-platform-slack"  # the job's own route
+    other = ("memprov_env=prod", "memprov_job=image-embed")
+    assert _route(prod, *other, "severity=warning") == "ml-platform-slack"
+    assert _route(prod, "alertname=Unrelated") == "memprov-blackhole"
+    assert _route(prod, "memprov_env=dev", "memprov_job=clv-daily", "severity=critical") == "memprov-blackhole"
+    dev = _rendered("dev", tmp_path)  # nobody is paged for dev
+    assert _route(dev, "memprov_env=dev", "memprov_job=clv-daily", "severity=critical") == "ml-platform-slack"
+
+
+def test_no_secret_in_rendered_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/T000/SECRET-VALUE")
+    text = _rendered("prod", tmp_path).read_text()
+    assert "SECRET-VALUE" not in text
+    assert "api_url_file: /etc/alertmanager/secrets/SLACK_WEBHOOK_URL" in text
+    assert "routing_key_file: /etc/alertmanager/secrets/PD_ROUTING_KEY" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_am(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """A real Alertmanager on 127.0.0.1, started on a minimal config that memprov will replace."""
+    cfg = tmp_path / "am" / "alertmanager.yml"
+    cfg.parent.mkdir()
+    cfg.write_text("route: {receiver: default}\nreceivers: [{name: default}]\n")
+    port, cluster = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus-alertmanager",
+            f"--config.file={cfg}",
+            f"--storage.path={tmp_path / 'amdata'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--cluster.listen-address=127.0.0.1:{cluster}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, cfg, tmp_path / "secrets"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_live_alertmanager_target(live_am: tuple[str, Path, Path], tmp_path: Path) -> None:
+    url, cfg, secrets_dir = live_am
+    repo = example_repo(tmp_path / "repo")
+    (repo / "environments" / "am.yaml").write_text(
+        f"targets:\n  alertmanager: {{type: alertmanager, config_file: '{cfg}', url: '{url}', "
+        f"secrets_dir: '{secrets_dir}'}}\n"
+    )
+    env = {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.example/T0/B0/very-secret-1",
+        "PD_ROUTING_KEY": "pd-routing-key-very-secret-2",
+    }
+    plan = memprov("plan", "--env", "am", "--backend", "alertmanager", cwd=repo, env=env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "very-secret" not in plan.stdout + plan.stderr
+    assert "DATA_ENG_SLACK_WEBHOOK_URL is not set" in plan.stdout
+    # the hand-written config is not memprov's: refused without --force, nothing written
+    refused = memprov("apply", "--env", "am", "--backend", "alertmanager", "--yes", cwd=repo, env=env)
+    assert refused.returncode == 1 and "not managed by memprov" in refused.stderr
+    assert "memprov" not in cfg.read_text() and not secrets_dir.exists()
+    applied = memprov("apply", "--env", "am", "--backend", "alertmanager", "--yes", "--force", cwd=repo, env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "very-secret" not in applied.stdout + applied.stderr
+    secret = secrets_dir / "SLACK_WEBHOOK_URL"
+    assert secret.read_text() == env["SLACK_WEBHOOK_URL"]
+    assert oct(os.stat(secret).st_mode & 0o777) == "0o600"
+    status = httpx.get(f"{url}/api/v2/status").json()
+    assert "memprov-blackhole" in status["config"]["original"]
+    assert "very-secret" not in status["config"]["original"]
+    replan = memprov("plan", "--env", "am", "--backend", "alertmanager", "--detailed-exitcode", cwd=repo, env=env)
+    assert replan.returncode == 0, replan.stdout
+    rotated = {**env, "PD_ROUTING_KEY": "pd-routing-key-rotated-3"}
+    changed = memprov("plan", "--env", "am", "--backend", "alertmanager", "--detailed-exitcode", cwd=repo, env=rotated)
+    assert changed.returncode == 3 and "~ secret" in changed.stdout and "rotated" not in changed.stdout
+
+
+def test_critical_inhibits_warning_for_the_same_job(live_am: tuple[str, Path, Path], tmp_path: Path) -> None:
+    url, cfg, _ = live_am
+    cfg.write_text(dumps(config(load(ROOT / "memprov.yaml", "prod"))))
+    assert httpx.post(f"{url}/-/reload").status_code == 200
+
+    def alert(job: str, severity: str) -> dict[str, object]:
+        return {
+            "labels": {
+                "alertname": f"BatchJobMemory{severity.title()}",
+                "memprov_env": "prod",
+                "memprov_job": job,
+                "severity": severity,
+            }
+        }
+
+    body = [alert("clv-daily", "critical"), alert("clv-daily", "warning"), alert("image-embed", "warning")]
+    assert httpx.post(f"{url}/api/v2/alerts", json=body).status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        alerts = httpx.get(f"{url}/api/v2/alerts").json()
+        state = {(a["labels"]["memprov_job"], a["labels"]["severity"]): a["status"]["state"] for a in alerts}
+        if state.get(("clv-daily", "warning")) == "suppressed":
+            break
+        time.sleep(0.3)
+    assert state == {
+        ("clv-daily", "critical"): "active",
+        ("clv-daily", "warning"): "suppressed",
+        ("image-embed", "warning"): "active",
+    }

@@ -1,0 +1,89 @@
+"""`memprov lint`: each common mistake is found, with its key path; the example spec is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provisioner.lint import lint
+from provisioner.spec.loader import load
+from tests.helpers import example_repo, memprov
+
+
+def _findings(tmp_path: Path, old: str, new: str, env: str = "local") -> list[str]:
+    repo = example_repo(tmp_path / "repo")
+    text = (repo / "memprov.yaml").read_text()
+    assert old in text, old
+    (repo / "memprov.yaml").write_text(text.replace(old, new, 1))
+    return [f.render() for f in lint(load(repo / "memprov.yaml", env))]
+
+
+def test_example_is_clean(tmp_path: Path) -> None:
+    result = memprov("lint", cwd=example_repo(tmp_path / "repo"))
+    assert result.returncode == 0, result.stdout
+    assert "no errors" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "thresholds: {warning: 75%, critical: 90%}",
+            "thresholds: {warning: 92%, critical: 94%}",
+            "error: [local] jobs.image-embed.memory.thresholds.warning: warning at 92% of the limit leaves no time",
+        ),
+        (
+            "thresholds: {warning: 75%, critical: 90%}",
+            "thresholds: {warning: 75%, critical: 98%}",
+            "error: [local] jobs.image-embed.memory.thresholds.critical: critical at 98.0% of the limit fires too late",
+        ),
+        (
+            "scrape_interval: 30s",
+            "scrape_interval: 60s",
+            "warning: [local] defaults.scrape_interval: 1m scrapes miss short spikes",
+        ),
+        (
+            "growth: {factor: 3, window: 10m, for: 5m}",
+            "growth: {factor: 3, window: 1m, for: 5m}",
+            "error: [local] jobs.clv-daily.growth.window: a 1m window holds fewer than 4 samples",
+        ),
+        (
+            "growth: {factor: 3, window: 10m, for: 5m}",
+            "growth: {factor: 3, window: 10m, for: 30s}",
+            "error: [local] jobs.clv-daily.growth.for: for: 30s is under 2 evaluations",
+        ),
+        (
+            "  time_to_oom: {horizon: 30m}",
+            "  time_to_oom: {horizon: 30m}\n  trough_window: 1m",
+            "error: [local] jobs.clv-daily.trough_window: a 1m window holds fewer than 4 samples",
+        ),
+        (
+            "    warning: ml-platform-slack        # warnings go to chat...",
+            "    warning: ml-oncall-pagerduty",
+            "error: [local] jobs.image-embed.route: warnings go to the pager 'ml-oncall-pagerduty'",
+        ),
+        (
+            "      baseline: {runs: 21, peak_p50: 9Gi, peak_p95: 10.5Gi, peak_max: 11Gi, velocity: 8Mi}",
+            "      baseline: {runs: 21, peak_p50: 11Gi, peak_p95: 12.5Gi, peak_max: 13Gi, velocity: 8Mi}",
+            "warning: [local] jobs.image-embed.memory.thresholds.warning: healthy runs peak at 12.5Gi (p95)",
+        ),
+    ],
+)
+def test_common_mistakes(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    findings = _findings(tmp_path, old, new)
+    assert any(f.startswith(expected) for f in findings), findings
+
+
+def test_missing_context_from_a_template_override(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    src = Path(__file__).resolve().parent.parent / "templates" / "prometheus" / "annotations.yaml.j2"
+    override = repo / "templates" / "prometheus" / "annotations.yaml.j2"
+    override.parent.mkdir(parents=True)
+    text = src.read_text()
+    start = text.index("BatchJobMemoryWarning:")
+    end = text.index("BatchJobMemoryCritical:")
+    override.write_text(text[:start] + 'BatchJobMemoryWarning:\n  summary: "Memory high"\n' + text[end:])
+    result = memprov("lint", "--env", "local", cwd=repo)
+    assert result.returncode == 1
+    assert "alert BatchJobMemoryWarning lacks context: description" in result.stdout

@@ -1,0 +1,166 @@
+"""The rendered Prometheus rules: golden files, promtool check, annotations as Prometheus renders
+them, and `memprov test` proving every alert kind on the real rule engine."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provisioner.render.alertmanager import config
+from provisioner.render.prometheus import ALERTS, group_name, rule_group
+from provisioner.spec.loader import environments, load
+from provisioner.yamlio import dumps
+from tests.helpers import ROOT, assert_golden, example_repo, memprov
+
+ENVS = environments(ROOT / "memprov.yaml")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_golden_rules_and_routing(env: str) -> None:
+    spec = load(ROOT / "memprov.yaml", env)
+    for job in spec.jobs:
+        text = dumps({"groups": [rule_group(spec, job)]})
+        assert_golden(f"prometheus/{env}/{group_name(spec, job)}.rules.yaml", text)
+    assert_golden(f"alertmanager/{env}/alertmanager.yml", dumps(config(spec)))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("env", ENVS)
+def test_promtool_check_rules(env: str, tmp_path: Path) -> None:
+    spec = load(ROOT / "memprov.yaml", env)
+    path = tmp_path / "rules.yaml"
+    path.write_text(dumps({"groups": [rule_group(spec, job) for job in spec.jobs]}))
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kinds = {
+        r["labels"]["memprov_kind"]
+        for g in [rule_group(spec, j) for j in spec.jobs]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    assert kinds == set(ALERTS), "every alert kind is rendered"
+
+
+def test_every_alert_carries_context() -> None:
+    spec = load(ROOT / "memprov.yaml", "prod")
+    for job in spec.jobs:
+        for rule in rule_group(spec, job)["rules"]:
+            if "alert" in rule:
+                assert {"memprov_job", "memprov_env", "severity", "team", "owner", "model", "model_version"} <= set(
+                    rule["labels"]
+                )
+                assert {"summary", "description", "node", "current", "limit", "runbook_url", "dashboard"} <= set(
+                    rule["annotations"]
+                )
+                assert rule["annotations"]["dashboard"].startswith(f"https://grafana.example.com/d/{job.dashboard_uid}")
+
+
+def test_thresholds_follow_the_design_document() -> None:
+    """p95 peak 4 GiB, limit 8 GiB -> warning 6 GiB, critical 7.5 GiB."""
+    spec = load(ROOT / "memprov.yaml", "prod")
+    clv = next(j for j in spec.jobs if j.id == "clv-daily")
+    rules = {r.get("alert"): r for r in rule_group(spec, clv)["rules"]}
+    assert rules["BatchJobMemoryWarning"]["expr"].endswith("> 0.75")  # 6Gi / 8Gi
+    assert rules["BatchJobMemoryCritical"]["expr"].endswith("> 0.9375")  # 7.5Gi / 8Gi
+
+
+EXPECTED_ANNOTATIONS = {
+    "job_name": "Customer lifetime value (daily)",
+    "node": "ip-10-0-3-7",
+    "current": "7.8GiB",
+    "limit": "8GiB",
+    "runbook_url": "https://runbooks.example.com/memprov/clv-daily",
+    "dashboard": "https://grafana.example.com/d/memprov-prod-clv-daily/customer-lifetime-value-daily"
+    "?var-job=clv-daily&var-node=All&from=-21300000&to=2100000",
+    "summary": "Customer lifetime value (daily): memory at 97.5% of its limit, OOM kill is near",
+    "description": "Customer lifetime value (daily) (clv-daily, model clv-xgb 2026.11, owner data-eng) "
+    "uses 97.5% of its 8GiB memory limit on ip-10-0-3-7 (critical at 7.5GiB, 94%). "
+    "Act now: stop the run or give it more memory before the kernel kills it.",
+}
+
+
+@pytest.mark.integration
+def test_annotations_as_prometheus_renders_them(tmp_path: Path) -> None:
+    """The real rule file (with annotations) in promtool: a run held at 7.8 GiB of 8 GiB."""
+    spec = load(ROOT / "memprov.yaml", "prod")
+    clv = next(j for j in spec.jobs if j.id == "clv-daily")
+    (tmp_path / "rules.yaml").write_text(dumps({"groups": [rule_group(spec, clv)]}))
+    held = 7.8 * 2**30
+    labels = 'namespace="batch", pod="clv-daily-7f9c", container="clv-scorer", node="ip-10-0-3-7"'
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "30s",
+        "tests": [
+            {
+                "interval": "30s",
+                "input_series": [
+                    {"series": f"container_memory_working_set_bytes{{{labels}}}", "values": f"{held:.0f}x20"},
+                    {"series": f"container_spec_memory_limit_bytes{{{labels}}}", "values": f"{8 * 2**30}x20"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "5m",
+                        "alertname": "BatchJobMemoryCritical",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "memprov_kind": "usage",
+                                    "memprov_job": "clv-daily",
+                                    "memprov_env": "prod",
+                                    "team": "data-eng",
+                                    "owner": "data-eng",
+                                    "model": "clv-xgb",
+                                    "model_version": "2026.11",
+                                    "managed_by": "memprov",
+                                    "cluster": "prod-eks",
+                                    "namespace": "batch",
+                                    "pod": "clv-daily-7f9c",
+                                    "container": "clv-scorer",
+                                    "node": "ip-10-0-3-7",
+                                },
+                                "exp_annotations": EXPECTED_ANNOTATIONS,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(dumps(test))
+    result = subprocess.run(["promtool", "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_memprov_test_proves_every_alert_kind(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    out = tmp_path / "promtool"
+    result = memprov("test", "--env", "prod", "--out", str(out), cwd=repo, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "9 promtool run(s) passed for 3 job(s) in prod" in result.stdout
+    tests = (out / "clv-daily.test.yaml").read_text() + (out / "clv-daily.drift.test.yaml").read_text()
+    for alert in (
+        "BatchJobMemoryWarning",
+        "BatchJobMemoryCritical",
+        "BatchJobMemoryGrowthFast",
+        "BatchJobMemoryTimeToOOM",
+        "BatchJobMemoryAboveBaseline",
+        "BatchJobMemoryAnomaly",
+        "BatchJobOOMKilled",
+    ):
+        assert f"alertname: {alert}\n    exp_alerts:\n    - exp_labels" in tests, f"{alert} is proven to fire"
+
+
+@pytest.mark.integration
+def test_memprov_test_fails_when_a_rule_is_broken(tmp_path: Path) -> None:
+    """A critical alert that waits longer than the step lasts makes `memprov test` fail, not pass."""
+    repo = example_repo(tmp_path / "repo")
+    text = (repo / "memprov.yaml").read_text()
+    slow = "    growth: {factor: 3, window: 15m}\n    usage: {critical_for: 20m}"
+    (repo / "memprov.yaml").write_text(text.replace("    growth: {factor: 3, window: 15m}", slow))
+    result = memprov("test", "--env", "local", "--job", "doc-embed", cwd=repo, timeout=300)
+    assert result.returncode == 1, result.stdout
+    assert "BatchJobMemoryCritical" in result.stdout and "FAILED" in result.stdout

@@ -1,0 +1,211 @@
+"""The Prometheus backend's targets: Mimir/Cortex ruler (fake server), PrometheusRule manifests,
+and a real Prometheus reloaded after apply."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from provisioner.backends.base import Backend
+from provisioner.backends.registry import build
+from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.model import Action, Plan
+from provisioner.spec.loader import load
+from tests.fakes.ruler import FakeRuler
+from tests.helpers import example_repo, memprov
+
+NO_SLEEP = RetryPolicy(sleep=lambda _s: None)
+
+
+@pytest.fixture
+def ruler() -> Iterator[FakeRuler]:
+    fake = FakeRuler()
+    yield fake
+    fake.close()
+
+
+def _env(repo: Path, name: str, targets: str, extra: str = "") -> None:
+    (repo / "environments" / f"{name}.yaml").write_text(f"description: test\n{extra}targets:\n{targets}")
+
+
+def _plan(repo: Path, env: str) -> tuple[Plan, list[Backend]]:
+    spec = load(repo / "memprov.yaml", env)
+    backends = build(spec, ["prometheus"])
+    return make_plan(spec.env, spec.name, backends, retry=NO_SLEEP), backends
+
+
+@pytest.fixture
+def mimir_repo(tmp_path: Path, ruler: FakeRuler, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = example_repo(tmp_path / "repo")
+    _env(repo, "mimir", f"  prometheus: {{type: mimir, url: '{ruler.url}', tenant: ml, token: {{env: RULER_TOKEN}}}}\n")
+    monkeypatch.setenv("RULER_TOKEN", "ruler-token")
+    return repo
+
+
+def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) -> None:
+    plan, backends = _plan(mimir_repo, "mimir")
+    assert plan.counts()["create"] == 3 and not plan.errors
+    report = apply(plan, backends, retry=NO_SLEEP)
+    assert report.ok and len(report.of(Outcome.APPLIED)) == 3
+    ns = "memprov-batch-inference-mimir"
+    assert sorted(ruler.groups("ml", ns)) == [f"memprov-mimir-{j}" for j in ("clv-daily", "doc-embed", "image-embed")]
+    assert ruler.groups("other-tenant", ns) == {}
+
+    again, _ = _plan(mimir_repo, "mimir")
+    assert not again.has_changes, [c.diff() for c in again.actionable]
+
+    # a spec change updates exactly one group, and the diff names the threshold
+    text = (
+        (mimir_repo / "memprov.yaml")
+        .read_text()
+        .replace("thresholds: {warning: 75%, critical: 90%}", "thresholds: {warning: 70%, critical: 90%}")
+    )
+    (mimir_repo / "memprov.yaml").write_text(text)
+    upd, backends = _plan(mimir_repo, "mimir")
+    assert [(c.action, c.key) for c in upd.actionable] == [(Action.UPDATE, "memprov-mimir-image-embed")]
+    assert any("> 0.7" in line for line in upd.actionable[0].diff())
+    assert apply(upd, backends, retry=NO_SLEEP).ok
+
+    # removing a job prunes its group, and leaves a group memprov does not own alone
+    ruler.put("ml", ns, {"name": "hand-written", "rules": [{"alert": "X", "expr": "vector(1)"}]})
+    spec_text = (mimir_repo / "memprov.yaml").read_text()
+    start = spec_text.index("  doc-embed:")
+    (mimir_repo / "memprov.yaml").write_text(spec_text[:start])
+    prune, backends = _plan(mimir_repo, "mimir")
+    assert [(c.action, c.key) for c in prune.actionable] == [(Action.DELETE, "memprov-mimir-doc-embed")]
+    assert apply(prune, backends, retry=NO_SLEEP).ok
+    assert "hand-written" in ruler.groups("ml", ns)
+    assert "memprov-mimir-doc-embed" not in ruler.groups("ml", ns)
+
+
+def test_ruler_retries_throttling_and_reports_failures(mimir_repo: Path, ruler: FakeRuler) -> None:
+    delays: list[float] = []
+    policy = RetryPolicy(sleep=delays.append)
+    spec = load(mimir_repo / "memprov.yaml", "mimir")
+    backends = build(spec, ["prometheus"])
+    ruler.fail_next = [429, 503]  # the read is retried
+    plan = make_plan(spec.env, spec.name, backends, retry=policy)
+    assert not plan.errors and plan.counts()["create"] == 3
+    assert delays[0] == 0.0  # Retry-After: 0 honoured
+    ruler.fail_next = [400]  # a permanent failure for the first create: the others still land
+    report = apply(plan, backends, retry=policy, concurrency=1)
+    failed = report.of(Outcome.FAILED)
+    assert len(failed) == 1 and "HTTP 400" in failed[0].message
+    assert len(report.of(Outcome.APPLIED)) == 2
+    assert len(ruler.groups("ml", "memprov-batch-inference-mimir")) == 2
+
+
+def test_ruler_bad_token_is_a_clear_error(mimir_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULER_TOKEN", "wrong")
+    result = memprov("plan", "--env", "mimir", "--backend", "prometheus", cwd=mimir_repo, env={"RULER_TOKEN": "wrong"})
+    assert result.returncode == 1
+    assert "HTTP 401: not authenticated; check the credentials" in result.stdout
+    assert "wrong" not in result.stdout + result.stderr  # the token is redacted
+    assert "Traceback" not in result.stderr
+
+
+def test_cortex_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRuler(token=None, prefix="/api/v1/rules")
+    try:
+        repo = example_repo(tmp_path / "repo")
+        _env(repo, "cortex", f"  prometheus: {{type: cortex, url: '{fake.url}', tenant: t1, namespace: batch}}\n")
+        plan, backends = _plan(repo, "cortex")
+        assert apply(plan, backends, retry=NO_SLEEP).ok
+        assert len(fake.groups("t1", "batch")) == 3
+        assert all(path.startswith("/api/v1/rules/batch") for _, path in fake.requests)
+    finally:
+        fake.close()
+
+
+def test_prometheusrule_manifests_pass_promtool(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    _env(
+        repo,
+        "k8s",
+        "  prometheus: {type: prometheusrule, dir: manifests, namespace: monitoring, "
+        "labels: {release: kube-prometheus-stack}}\n",
+    )
+    plan, backends = _plan(repo, "k8s")
+    assert apply(plan, backends, retry=NO_SLEEP).ok
+    files = sorted((repo / "manifests").glob("*.yaml"))
+    assert len(files) == 3
+    doc = yaml.safe_load(files[0].read_text())
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
+    assert doc["metadata"]["labels"] == {
+        "managed-by": "memprov",
+        "memprov-env": "k8s",
+        "memprov-spec": "batch-inference",
+        "release": "kube-prometheus-stack",
+    }
+    # promtool rejects the wrapper: check the spec as a plain rule file, as the crib says
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(doc["spec"]))
+    result = subprocess.run(["promtool", "check", "rules", str(plain)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    again, _ = _plan(repo, "k8s")
+    assert not again.has_changes
+
+
+@pytest.mark.integration
+def test_reload_target_against_a_real_prometheus(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"global: {{evaluation_interval: 30s}}\nrule_files: ['{rules}/*.yaml']\n")
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url)
+        _env(repo, "live", f"  prometheus: {{type: prometheus, rules_dir: '{rules}', url: '{url}'}}\n")
+        result = memprov("apply", "--env", "live", "--backend", "prometheus", "--yes", cwd=repo)
+        assert result.returncode == 0, result.stdout + result.stderr
+        groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
+        assert sorted(g["name"] for g in groups) == [
+            f"memprov-live-{j}" for j in ("clv-daily", "doc-embed", "image-embed")
+        ]
+        alerts = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
+        assert {"BatchJobMemoryWarning", "BatchJobMemoryGrowthFast", "BatchJobMemoryTimeToOOM"} <= alerts
+        assert all(r["health"] != "err" for g in groups for r in g["rules"])
+        replan = memprov("plan", "--env", "live", "--backend", "prometheus", "--detailed-exitcode", cwd=repo)
+        assert replan.returncode == 0, replan.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not become ready")
