@@ -20,15 +20,15 @@ test-fast: ## unit tests only (no real Prometheus/Alertmanager)
 	$(PYTHON) -m pytest -q -m "not integration"
 
 lint: ## ruff lint + format check
-	ruff check provisioner tests bench
-	ruff format --check provisioner tests bench
+	ruff check .
+	ruff format --check .
 
 typecheck: ## mypy (strict)
 	mypy
 
 format: ## apply ruff formatting and fixes
-	ruff format provisioner tests bench
-	ruff check --fix provisioner tests bench
+	ruff format .
+	ruff check --fix .
 
 render-check: ## fail if the committed dashboards are stale
 	memprov render --check

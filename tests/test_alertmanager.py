@@ -166,3 +166,24 @@ def test_critical_inhibits_warning_for_the_same_job(live_am: tuple[str, Path, Pa
         ("clv-daily", "warning"): "suppressed",
         ("image-embed", "warning"): "active",
     }
+
+
+def test_every_receiver_type_passes_amtool(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    text = (repo / "memprov.yaml").read_text()
+    text = text.replace(
+        "notifications:\n",
+        "notifications:\n"
+        "  ml-opsgenie: {type: opsgenie, api_key: {file: /run/secrets/opsgenie}, priority: P1, team: ml-oncall}\n"
+        "  audit-hook: {type: webhook, url: 'https://hooks.example.com/memprov', bearer_token: {env: HOOK_TOKEN},"
+        " max_alerts: 20}\n",
+    ).replace("    critical: [ml-oncall-pagerduty, ml-platform-slack]", "    critical: [ml-opsgenie, audit-hook]")
+    (repo / "memprov.yaml").write_text(text)
+    rendered = dumps(config(load(repo / "memprov.yaml", "prod")))
+    path = tmp_path / "am.yml"
+    path.write_text(rendered)
+    result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "api_key_file: /run/secrets/opsgenie" in rendered
+    assert "credentials_file: /etc/alertmanager/secrets/HOOK_TOKEN" in rendered
+    assert _route(path, "memprov_env=prod", "memprov_job=doc-embed", "severity=critical") == "ml-opsgenie,audit-hook"
