@@ -200,9 +200,13 @@ def alert_context(spec: ResolvedSpec) -> Iterator[Finding]:
             missing = [k for k in CONTEXT_LABELS if not labels.get(k)]
             missing += [k for k in CONTEXT_ANNOTATIONS if not str(notes.get(k, "")).strip()]
             if missing:
-                yield Finding("error", spec.env, _jp(job),
-                              f"alert {rule['alert']} lacks context: {', '.join(missing)}; an alert that says "
-                              "only 'memory high' is useless at 3am (check your template overrides)")
+                yield Finding(
+                    "error",
+                    spec.env,
+                    _jp(job),
+                    f"alert {rule['alert']} lacks context: {', '.join(missing)}; an alert that says "
+                    "only 'memory high' is useless at 3am (check your template overrides)",
+                )
 
 
 @check
@@ -213,12 +217,20 @@ def inhibition(spec: ResolvedSpec) -> Iterator[Finding]:
     from provisioner.render.alertmanager import config
 
     rules = config(spec).get("inhibit_rules", [])
-    ok = any('severity="critical"' in r.get("source_matchers", []) and "memprov_job" in r.get("equal", [])
-             and any("warning" in m for m in r.get("target_matchers", [])) for r in rules)
+    ok = any(
+        'severity="critical"' in r.get("source_matchers", [])
+        and "memprov_job" in r.get("equal", [])
+        and any("warning" in m for m in r.get("target_matchers", []))
+        for r in rules
+    )
     if not ok:
-        yield Finding("error", spec.env, "alertmanager",
-                      "no inhibition between severities: a critical alert does not silence the warning for the "
-                      "same job, so one incident notifies twice")
+        yield Finding(
+            "error",
+            spec.env,
+            "alertmanager",
+            "no inhibition between severities: a critical alert does not silence the warning for the "
+            "same job, so one incident notifies twice",
+        )
 
 
 def lint(spec: ResolvedSpec) -> list[Finding]:

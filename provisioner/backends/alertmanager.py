@@ -165,11 +165,16 @@ class AlertmanagerBackend(YamlFiles, Backend):
         if not refs:
             return []
         if isinstance(self.target, LiveTarget):
-            return [f"${ref.env} is not set: {path} will not be written, and notifications through it will fail"
-                    for path, ref in refs.items() if secrets.resolve(ref, required=False) is None]
+            return [
+                f"${ref.env} is not set: {path} will not be written, and notifications through it will fail"
+                for path, ref in refs.items()
+                if secrets.resolve(ref, required=False) is None
+            ]
         names = ", ".join(f"${ref.env} -> {path}" for path, ref in refs.items())
-        return [f"the configuration reads secrets from files ({names}); provide them there, or use an "
-                "`alertmanager` target, which writes them from the environment"]
+        return [
+            f"the configuration reads secrets from files ({names}); provide them there, or use an "
+            "`alertmanager` target, which writes them from the environment"
+        ]
 
     def filter_changes(self, changes: list[Change]) -> list[Change]:
         """Secret files are written, never deleted: another spec or a person may rely on them."""
