@@ -24,12 +24,9 @@ def dashboards_dir(spec: ResolvedSpec) -> Path:
 
 
 def expected_dashboards(spec: ResolvedSpec) -> dict[Path, str]:
-    """The committed review copy: ``dashboards/<env>/<uid>.json``, one file per dashboard."""
+    """The committed review copy: ``dashboards/<env>/<uid>.json``, one file per dashboard (overview included)."""
     root = dashboards_dir(spec)
-    return {
-        root / f"{job.dashboard_uid}.json": grafana.serialise(grafana.dashboard(spec, job))
-        for job in spec.jobs_using("grafana")
-    }
+    return {root / f"{d.uid}.json": grafana.serialise(d.data) for d in grafana.dashboards(spec)}
 
 
 def expected_tree(spec: ResolvedSpec, out: Path) -> dict[Path, str]:

@@ -46,6 +46,7 @@ class Target(ABC):
     """Where a backend's resources live: a directory, an HTTP API, a cloud account."""
 
     type: ClassVar[str]
+    force: bool = False  # apply --force: overwrite edits made since the plan (targets that can detect them)
 
     @abstractmethod
     def describe(self) -> str:

@@ -1,7 +1,12 @@
-"""The ``grafana`` backend: one dashboard per job; the files target uses Grafana's provisioning layout.
+"""The ``grafana`` backend: a dashboard per job and an overview per environment.
 
-Files target layout: ``dashboards/<uid>.json`` plus ``provisioning/memprov-<env>.yaml``, a
-dashboard provider that points Grafana at the directory.
+Targets: ``files`` (Grafana's provisioning layout: ``dashboards/<uid>.json`` plus
+``provisioning/memprov-<env>.yaml``, a dashboard provider that points Grafana at the
+directory) and ``api`` (a live Grafana over its HTTP API, see
+:mod:`provisioner.backends.grafana_api`). Both sides are normalised by stripping the fields
+Grafana owns (``id``, ``version``...), so a re-plan after apply is empty; an update is described
+in words (which panels, queries and thresholds changed) by
+:mod:`provisioner.backends.grafana_diff`.
 """
 
 from __future__ import annotations
@@ -9,25 +14,32 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from provisioner.backends.base import Backend, Resource
+from pydantic import BaseModel
+
+from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles
+from provisioner.backends.grafana_api import GrafanaApiConfig, GrafanaApiTarget
 from provisioner.render import grafana as render
+from provisioner.spec.resolved import ResolvedSpec
 
 PROVIDER = "provider:"
+SERVER_OWNED = ("id", "version", "iteration", "gnetId", "__inputs", "__requires", "__elements")
 
 
 class GrafanaBackend(YamlFiles, Backend):
     name = "grafana"
-    TARGETS: ClassVar[dict[str, Any]] = {"files": FilesConfig}
+    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": FilesConfig, "api": GrafanaApiConfig}
     FILE_GLOB = "*/*"
     resource_kind = "dashboard"
 
+    @classmethod
+    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
+        if not isinstance(config, GrafanaApiConfig):  # pragma: no cover - the registry builds files targets
+            raise TypeError(f"unexpected target config {type(config).__name__}")
+        return GrafanaApiTarget(spec, config)
+
     def render(self) -> list[Resource]:
-        jobs = self.spec.jobs_using(self.name)
-        out = [
-            Resource("dashboard", job.dashboard_uid, render.dashboard(self.spec, job), job=job.id, title=job.name)
-            for job in jobs
-        ]
+        out = [Resource("dashboard", d.uid, d.data, job=d.job, title=d.title) for d in render.dashboards(self.spec)]
         if out and isinstance(self.target, FilesTarget):
             out.append(
                 Resource(
@@ -38,6 +50,19 @@ class GrafanaBackend(YamlFiles, Backend):
                 )
             )
         return out
+
+    def normalise(self, body: Any) -> Any:
+        """Dashboards without the fields Grafana sets on save; anything else unchanged."""
+        if isinstance(body, dict) and "schemaVersion" in body:
+            return {k: v for k, v in body.items() if k not in SERVER_OWNED}
+        return body
+
+    def describe_change(self, desired: Any, live: Any) -> tuple[str, ...]:
+        from provisioner.backends.grafana_diff import describe
+
+        if isinstance(desired, dict) and isinstance(live, dict) and "panels" in desired:
+            return describe(desired, live)
+        return ()
 
     def _provider(self, target: FilesTarget) -> dict[str, Any]:
         return {
@@ -58,6 +83,7 @@ class GrafanaBackend(YamlFiles, Backend):
             ],
         }
 
+    # --- files codec ---------------------------------------------------------------------------
     def kind_of(self, key: str) -> str:
         return "dashboard-provider" if key.startswith(PROVIDER) else "dashboard"
 

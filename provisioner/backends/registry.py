@@ -58,8 +58,9 @@ def make_target(spec: ResolvedSpec, name: str, config: BaseModel | None) -> Targ
 
 
 def active(spec: ResolvedSpec) -> list[str]:
-    """Backends that at least one job of this environment uses, in registry order."""
-    return [n for n in BACKENDS if spec.jobs_using(n)]
+    """Backends to plan: those a job uses, plus those that may hold resources to prune (a target is
+    configured, or the default files target's directory exists), in registry order."""
+    return [n for n in BACKENDS if spec.jobs_using(n) or n in spec.targets or (spec.output_dir / n).is_dir()]
 
 
 def build(spec: ResolvedSpec, only: Sequence[str] = ()) -> list[Backend]:

@@ -179,6 +179,18 @@ def test_rules(
 
 
 @app.command()
+def preview(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for the PNGs", file_okay=False)] = Path(
+        "out/preview"
+    ),
+) -> None:
+    """Draw a PNG of each dashboard (layout, thresholds, a synthetic run) for pull-request review."""
+    _run(ctx, "preview", env=env, out=out)
+
+
+@app.command()
 def lint(ctx: typer.Context, env: OptEnvOpt = None) -> None:
     """Find common alerting mistakes (thresholds too high, windows too short, pagers for warnings...)."""
     _run(ctx, "lint", env=env)

@@ -60,7 +60,7 @@ def run(
             style,
         )
 
-    report = apply(plan, built, concurrency=concurrency, on_result=progress)
+    report = apply(plan, built, concurrency=concurrency, on_result=progress, force=force)
     console.line()
     console.lines(output.report_lines(report))
     if report.interrupted:

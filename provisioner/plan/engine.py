@@ -123,8 +123,14 @@ def apply(
     retry: RetryPolicy | None = None,
     on_result: Callable[[Result], None] | None = None,
     stop: threading.Event | None = None,
+    force: bool = False,
 ) -> ApplyReport:
-    """Apply ``plan`` (made from these ``backends``) and report every change's outcome."""
+    """Apply ``plan`` (made from these ``backends``) and report every change's outcome.
+
+    ``force`` (``apply --force``) lets targets that detect edits made since the plan overwrite them.
+    """
+    for backend in backends:
+        backend.target.force = force
     policy = retry or RetryPolicy()
     by_name = {b.name: b for b in backends}
     report = ApplyReport()

@@ -93,6 +93,15 @@ def resolve(
     jobs: list[ResolvedJob] = []
     for job_id, job in spec.jobs.items():
         jp: Loc = ("jobs", job_id)
+        if job_id == "overview":
+            problems.append(
+                (
+                    jp,
+                    "job id 'overview' is reserved for the environment's overview dashboard; "
+                    "rename the job (e.g. 'overview-job')",
+                )
+            )
+            continue
         if not names.JOB_ID_PATTERN.match(job_id):
             fixed = names.slug(job_id)[:40].strip("-") or "my-job"
             problems.append(

@@ -1,0 +1,221 @@
+"""Grafana dashboards: valid against Grafana's schema, golden, deterministic, and showing what they must.
+
+Every dashboard of every example environment (and of specs using the other runtimes) is checked
+against the JSON Schema derived from Grafana's published dashboard schema
+(:mod:`tests.fakes.grafana_schema`), not only against our own goldens. Goldens live in
+``tests/golden/grafana/<env>/``; a missing golden fails; ``make golden`` (MEMPROV_UPDATE_GOLDEN=1)
+rewrites them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.render import grafana
+from provisioner.render import series as s
+from provisioner.spec.loader import environments, load
+from tests.fakes.grafana_schema import errors
+from tests.helpers import ROOT, example_repo, memprov
+
+GOLDEN = ROOT / "tests" / "golden" / "grafana"
+ENVS = environments(ROOT / "memprov.yaml")
+OTHER_RUNTIMES = """
+  vm-scorer:
+    owner: ml
+    model: {name: m, version: "1"}
+    runtime: vm
+    selector: {instance: "scorer-1:9100"}
+    memory: {limit: 64Gi}
+  proc-embed:
+    owner: ml
+    model: {name: m, version: "1"}
+    runtime: process
+    selector: {groupname: embedder}
+    metrics: {limit: embedder_memory_limit_bytes}
+    memory: {limit: 4Gi, thresholds: {warning: 70%, critical: 85%}}
+    anomaly: {zscore: 4}
+"""
+
+
+def panels(dash: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(p.get("title")): p for p in dash["panels"]}
+
+
+def exprs(panel: dict[str, Any]) -> list[str]:
+    return [str(t["expr"]) for t in panel.get("targets", [])]
+
+
+def steps(panel: dict[str, Any]) -> list[Any]:
+    return [step["value"] for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_dashboard_is_valid_against_grafanas_schema(env: str) -> None:
+    rendered = grafana.dashboards(load(ROOT / "memprov.yaml", env))
+    assert [d.uid for d in rendered] == [f"memprov-{env}-{j}" for j in ("clv-daily", "image-embed", "doc-embed")] + [
+        f"memprov-{env}-overview"
+    ]
+    for d in rendered:
+        assert errors(d.data) == [], d.uid
+
+
+def test_other_runtimes_render_valid_dashboards(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    (repo / "memprov.yaml").write_text((repo / "memprov.yaml").read_text() + OTHER_RUNTIMES, encoding="utf-8")
+    spec = load(repo / "memprov.yaml", "local")
+    rendered = {d.uid: d.data for d in grafana.dashboards(spec)}
+    for uid, data in rendered.items():
+        assert errors(data) == [], uid
+    vm = rendered["memprov-local-vm-scorer"]
+    assert [v["name"] for v in vm["templating"]["list"]] == ["datasource", "job", "node"]
+    assert "instance" in vm["templating"]["list"][2]["query"]
+    overview = rendered["memprov-local-overview"]
+    assert [v["name"] for v in overview["templating"]["list"]] == ["datasource", "job"]  # no common node label
+    assert "Alerts fire above" not in panels(overview)["Anomaly z-score by job"]["description"]  # zscores differ
+
+
+def test_the_schema_rejects_what_grafana_would_not_know() -> None:
+    dash = grafana.dashboards(load(ROOT / "memprov.yaml", "local"))[0].data
+    legacy = {**dash, "rows": [], "style": "dark"}
+    assert any("'rows', 'style' were unexpected" in e for e in errors(legacy))
+    broken = json.loads(json.dumps(dash))
+    broken["panels"][1]["span"] = 8
+    broken["panels"][1]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] = "dotted"
+    broken["panels"][2]["options"]["sizing"] = "huge"
+    found = "\n".join(errors(broken))
+    assert "'span' was unexpected" in found and "'dotted' is not one of" in found and "'huge' is not one of" in found
+
+
+def _golden_check(path: Path, text: str) -> None:
+    if os.environ.get("MEMPROV_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"golden file {path.relative_to(ROOT)} is missing; run `make golden` and review it"
+    assert path.read_text(encoding="utf-8") == text, f"{path.relative_to(ROOT)} differs; run `make golden` and review"
+
+
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_golden_dashboards(env: str) -> None:
+    rendered = grafana.dashboards(load(ROOT / "memprov.yaml", env))
+    for d in rendered:
+        _golden_check(GOLDEN / env / f"{d.uid}.json", grafana.serialise(d.data))
+    if not os.environ.get("MEMPROV_UPDATE_GOLDEN"):
+        stale = {p.name for p in (GOLDEN / env).glob("*.json")} - {f"{d.uid}.json" for d in rendered}
+        assert not stale, f"golden files no longer rendered: {sorted(stale)}; remove them"
+
+
+def test_output_is_deterministic_and_free_of_volatile_fields() -> None:
+    code = (
+        "from pathlib import Path; from provisioner.render import grafana; from provisioner.spec.loader import load;"
+        "print(''.join(grafana.serialise(d.data) for d in grafana.dashboards(load(Path('memprov.yaml'), 'prod'))))"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    for d in grafana.dashboards(load(ROOT / "memprov.yaml", "prod")):
+        for key in ("id", "version", "iteration", "rows", "style", "gnetId", "__inputs"):
+            assert key not in d.data
+        assert "null" not in json.dumps([p for p in d.data["panels"] if p["type"] != "row"]).replace(
+            '"value": null', ""
+        ), d.uid  # the only null is a threshold base step
+        assert d.data["schemaVersion"] == 39 and len(d.data["uid"]) <= 40
+        assert d.data["tags"] == ["managed-by:memprov", "memprov-env:prod", "memprov-spec:batch-inference"]
+
+
+def test_job_dashboard_shows_what_the_issue_asks_for() -> None:
+    spec = load(ROOT / "memprov.yaml", "prod")
+    job = next(j for j in spec.jobs if j.id == "clv-daily")
+    dash = grafana.dashboard(spec, job)
+    p = panels(dash)
+    ws = p["Working set vs limit"]
+    assert ws["type"] == "timeseries"
+    assert steps(ws) == [None, 6 * 2**30, 7.5 * 2**30]  # warning 1.5x p95 = 6Gi, critical 7.5Gi
+    assert ws["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+    assert any(s.WS in e and 'node=~"$node"' in e for e in exprs(ws))
+    assert any(e.startswith(f"max({s.LIMIT}") for e in exprs(ws))
+    band = {
+        o["matcher"]["options"]: {q["id"]: q["value"] for q in o["properties"]} for o in ws["fieldConfig"]["overrides"]
+    }
+    assert band["baseline p95"]["custom.fillBelowTo"] == "baseline p50"
+    assert sum('quantile="0.5"' in e or 'quantile="0.95"' in e for e in exprs(ws)) == 2
+    gauge = p["Percent of limit (now)"]
+    assert gauge["type"] == "gauge" and steps(gauge) == [None, 0.75, 0.9375]  # the same thresholds, as ratios
+    assert f"{s.BASELINE_VELOCITY}" in " ".join(exprs(p["Growth rate vs baseline velocity"]))
+    assert any(e.startswith("3 * ") for e in exprs(p["Growth rate vs baseline velocity"]))
+    tto = p["Predicted time to OOM"]
+    assert exprs(tto)[0].startswith(s.TIME_TO_OOM) and steps(tto) == [None, 1800.0]
+    assert steps(p["Anomaly z-score"]) == [None, 3.0] and exprs(p["Anomaly z-score"])[0].startswith(s.ZSCORE)
+    assert exprs(p["Working set by node"])[0].startswith("sum by (node)")
+    assert p["Percent of limit by instance (now)"]["targets"][0]["instant"] is True
+    annotations = {a["name"]: a for a in dash["annotations"]["list"]}
+    assert (
+        annotations["memprov alerts"]["expr"] == 'ALERTS{memprov_job="$job", memprov_env="prod", alertstate="firing"}'
+    )
+    assert "container_oom_events_total" in annotations["OOM kills"]["expr"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == "prom-prod"
+    assert variables["job"]["current"]["value"] == "clv-daily" and variables["node"]["includeAll"] is True
+    links = {link["title"]: link for link in dash["links"]}
+    assert links["Runbook"]["url"] == "https://runbooks.example.com/memprov/clv-daily"
+    assert (
+        links["All jobs (prod)"]["url"] == "https://grafana.example.com/d/memprov-prod-overview/memprov-all-jobs-prod"
+    )
+    assert "About this job" in p and "Owner: data-eng" in p["About this job"]["options"]["content"]
+
+
+def test_overview_ranks_jobs_by_headroom_and_links_to_them() -> None:
+    spec = load(ROOT / "memprov.yaml", "prod")
+    dash = grafana.overview(spec)
+    p = panels(dash)
+    bars = p["Percent of limit now, least headroom first"]
+    assert exprs(bars) == [
+        f'sort_desc(max by (memprov_job) ({s.RATIO}{{memprov_job=~"$job", memprov_env="prod", node=~"$node"}}))'
+    ]
+    per_job = {
+        o["matcher"]["options"]: {q["id"]: q["value"] for q in o["properties"]}
+        for o in bars["fieldConfig"]["overrides"]
+    }
+    assert set(per_job) == {"clv-daily", "image-embed", "doc-embed"}
+    assert per_job["clv-daily"]["thresholds"]["steps"][1] == {"color": "orange", "value": 0.75}
+    assert per_job["clv-daily"]["links"][0]["url"].startswith("https://grafana.example.com/d/memprov-prod-clv-daily/")
+    table = p["Jobs"]["options"]["content"]
+    for job in spec.jobs:
+        assert f"]({job.dashboard_url})" in table and job.runbook_url in table
+    assert {link["type"] for link in dash["links"]} == {"dashboards"}
+
+
+def test_render_check_gates_stale_dashboards_with_a_readable_diff(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    assert memprov("render", cwd=repo).returncode == 0
+    assert sorted(p.name for p in (repo / "dashboards" / "local").iterdir()) == [
+        "memprov-local-clv-daily.json",
+        "memprov-local-doc-embed.json",
+        "memprov-local-image-embed.json",
+        "memprov-local-overview.json",
+    ]
+    clean = memprov("render", "--env", "local", "--check", cwd=repo)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    spec = repo / "memprov.yaml"
+    spec.write_text(spec.read_text().replace("critical: 7.5Gi}", "critical: 7Gi}"), encoding="utf-8")
+    stale = memprov("render", "--env", "local", "--check", cwd=repo)
+    assert stale.returncode == 1
+    assert "stale: dashboards/local/memprov-local-clv-daily.json" in stale.stdout
+    assert (
+        '-                "value": 8053063680' in stale.stdout
+        and '+                "value": 7516192768' in stale.stdout
+    )
+
+
+def test_committed_dashboards_are_up_to_date() -> None:
+    result = memprov("render", "--check", cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:]
