@@ -219,7 +219,7 @@ def test_a_failure_mid_apply_is_reported_exactly(live: Live) -> None:
     }
     [failed] = report.of(Outcome.FAILED)
     assert failed.change.key == "memprov-live-doc-embed"
-    assert "Grafana answered 500" in failed.message and "gave up after 4 attempts" in failed.message
+    assert "-> HTTP 500" in failed.message and "gave up after 4 attempts" in failed.message
     [kept] = report.of(Outcome.SKIPPED)
     assert kept.change.key == "memprov-live-retired-job" and "kept because other grafana changes failed" in kept.message
     text = "\n".join(line for _, line in output.report_lines(report))

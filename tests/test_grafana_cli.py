@@ -62,7 +62,8 @@ def test_errors_are_clear_and_exit_1(grafana: tuple[FakeGrafana, str, Path]) -> 
     _, _, repo = grafana
     bad = memprov("plan", "--env", "live", "-b", "grafana", cwd=repo, env={"GRAFANA_TOKEN": "glsa_wrong_token_123"})
     assert bad.returncode == 1
-    assert "cannot read live state: Grafana rejected the token (401 Unauthorized)" in bad.stdout
+    assert "cannot read live state: Grafana: GET" in bad.stdout
+    assert "Grafana rejected the token (401 Unauthorized)" in bad.stdout
     assert "glsa_wrong_token_123" not in bad.stdout + bad.stderr
     missing = memprov("plan", "--env", "live", "-b", "grafana", cwd=repo, env={"GRAFANA_TOKEN": ""})
     assert missing.returncode == 1
@@ -72,7 +73,8 @@ def test_unreachable_grafana_is_a_clear_error(tmp_path: Path) -> None:
     repo = live_repo(tmp_path / "repo", "http://127.0.0.1:9")
     result = memprov("plan", "--env", "live", "-b", "grafana", cwd=repo, env=TOKEN)
     assert result.returncode == 1
-    assert "cannot reach Grafana: GET http://127.0.0.1:9/api/search" in result.stdout
+    assert "Grafana: GET http://127.0.0.1:9/api/search" in result.stdout
+    assert "cannot connect (ConnectError); check the URL" in result.stdout
 
 
 def test_example_prod_environment_uses_the_api_target(tmp_path: Path) -> None:

@@ -18,19 +18,21 @@ with ``overwrite: false``, so that a dashboard edited in the UI since the plan i
 
 from __future__ import annotations
 
-import email.utils
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.backends.base import Backend, Resource, Target
-from provisioner.errors import OperationError, RetryableError
+from provisioner.backends.http import HttpApi, NotFound
+from provisioner.errors import MemprovError, OperationError
 from provisioner.names import GRAFANA_UID_MAX, short_hash, slug
 from provisioner.spec.resolved import ResolvedSpec
 from provisioner.spec.types import SecretRef
+
+if TYPE_CHECKING:
+    import httpx
 
 SEARCH_LIMIT = 5000
 UID_LOOKUP_BATCH = 50
@@ -57,71 +59,50 @@ class VersionConflict(OperationError):
         self.status = status
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None when absent."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
-
-
-class GrafanaClient:
+class GrafanaClient(HttpApi):
     """The endpoints memprov uses, with Grafana's error semantics turned into memprov errors."""
 
     def __init__(self, url: str, token: str, timeout: float = 10.0, transport: Any = None) -> None:
-        import httpx
-
-        self.url = url
-        self._http = httpx.Client(
-            base_url=url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "memprov"},
+        super().__init__(
+            url,
+            what="Grafana",
+            token=token,
+            headers={"Accept": "application/json"},
             timeout=timeout,
             transport=transport,
         )
+        self.url = url
 
-    def close(self) -> None:
-        self._http.close()
-
-    def _request(self, method: str, path: str, *, allow_404: bool = False, **kw: Any) -> Any:
-        import httpx
-
-        what = f"{method} {self.url}{path}"
+    def error(self, code: int, where: str, response: httpx.Response) -> MemprovError:
         try:
-            r = self._http.request(method, path, **kw)
-        except httpx.TimeoutException as e:
-            raise RetryableError(f"Grafana did not answer in time: {what} ({type(e).__name__})") from None
-        except httpx.TransportError as e:
-            raise OperationError(f"cannot reach Grafana: {what}: {e}; check targets.grafana.url") from None
-        if r.status_code < 300:
-            return r.json() if r.content else {}
-        if r.status_code == 404 and allow_404:
-            return None
-        try:
-            body = r.json()
+            body = response.json()
         except ValueError:
             body = {}
         message = str(body.get("message", "")) if isinstance(body, dict) else ""
         detail = f" ({message})" if message else ""
-        code = r.status_code
         if code == 401:
-            raise OperationError(
-                f"Grafana rejected the token (401 Unauthorized) for {what}; check that the service-account "
-                "token is valid and not expired"
+            return OperationError(
+                f"{where}: Grafana rejected the token (401 Unauthorized); check that the "
+                "service-account token is valid and not expired"
             )
         if code == 403:
-            raise OperationError(
-                f"the token is not allowed to do this (403 Forbidden) for {what}{detail}; give the service "
-                "account the Editor role (or dashboards:write and folders:create on the folder)"
+            return OperationError(
+                f"{where}: the token is not allowed to do this (403 Forbidden){detail}; give the "
+                "service account the Editor role (or dashboards:write and folders:create)"
             )
         if code == 412:
-            raise VersionConflict(f"{what}: 412{detail}", str(body.get("status", "")) if isinstance(body, dict) else "")
-        if code == 429 or code >= 500:
-            wait = _retry_after(r.headers.get("Retry-After"))
-            raise RetryableError(f"Grafana answered {code}{detail} for {what}", wait)
-        raise OperationError(f"Grafana refused {what}: {code}{detail}")
+            status = str(body.get("status", "")) if isinstance(body, dict) else ""
+            return VersionConflict(f"{where}: 412{detail}", status)
+        return super().error(code, where, response)
+
+    def _request(self, method: str, path: str, *, allow_404: bool = False, **kw: Any) -> Any:
+        try:
+            r = self.request(method, path, ok=tuple(range(200, 300)), **kw)
+        except NotFound:
+            if allow_404:
+                return None
+            raise
+        return r.json() if r.content else {}
 
     # --- endpoints ------------------------------------------------------------------------------
     def search(self, tags: list[str] | None = None, uids: list[str] | None = None) -> list[dict[str, Any]]:

@@ -1,16 +1,21 @@
-"""A small HTTP client for the APIs memprov talks to (Prometheus, Mimir/Cortex ruler, Alertmanager).
+"""A small HTTP client for the APIs memprov talks to (Prometheus, Mimir/Cortex ruler,
+Alertmanager, Grafana).
 
 It maps HTTP outcomes onto memprov's errors once, for every backend: 401/403 are permanent
-failures that say which credential to check, 404 is :class:`NotFound`, 429 and 5xx (and
-connection failures) are :class:`RetryableError` honouring ``Retry-After``, so that the apply
-engine retries them with backoff. httpx is imported lazily.
+failures that say which credential to check, 404 is :class:`NotFound` (or ``None`` when the
+caller allows it), 429 and 5xx (and timeouts and connection failures) are
+:class:`RetryableError` honouring ``Retry-After``, so that the apply engine retries them with
+backoff. An API with its own semantics subclasses :class:`HttpApi` and overrides
+:meth:`HttpApi.error`. httpx is imported lazily.
 """
 
 from __future__ import annotations
 
+import email.utils
+import time
 from typing import TYPE_CHECKING, Any
 
-from provisioner.errors import OperationError, RetryableError
+from provisioner.errors import MemprovError, OperationError, RetryableError
 from provisioner.secrets import resolve
 from provisioner.spec.types import SecretRef
 
@@ -22,12 +27,18 @@ class NotFound(OperationError):
     """The API answered 404."""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return min(float(value), 60.0) if value is not None else None
-    except ValueError:
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at a minute."""
+    if not value:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), 60.0)
 
 
 class HttpApi:
@@ -38,42 +49,51 @@ class HttpApi:
         base_url: str,
         *,
         what: str,
-        token: SecretRef | None = None,
+        token: SecretRef | str | None = None,
         headers: dict[str, str] | None = None,
         timeout: float = 10.0,
+        transport: Any = None,
     ) -> None:
         import httpx
 
         self.what = what
-        all_headers = dict(headers or {})
+        all_headers = {"User-Agent": "memprov", **(headers or {})}
         if token is not None:
-            all_headers["Authorization"] = f"Bearer {resolve(token)}"
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=all_headers, timeout=timeout)
+            value = resolve(token) if isinstance(token, SecretRef) else token
+            all_headers["Authorization"] = f"Bearer {value}"
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=all_headers, timeout=timeout, transport=transport
+        )
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
         import httpx
 
+        where = f"{self.what}: {method} {self.client.base_url}{path}"
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.TimeoutException as e:
-            raise RetryableError(f"{self.what}: {method} {path} timed out") from e
+            raise RetryableError(f"{where} timed out") from e
         except httpx.TransportError as e:
-            raise RetryableError(f"{self.what}: cannot reach {self.client.base_url} ({type(e).__name__})") from e
-        code = response.status_code
-        if code in ok:
+            raise RetryableError(f"{where}: cannot connect ({type(e).__name__}); check the URL") from e
+        if response.status_code in ok:
             return response
+        raise self.error(response.status_code, where, response)
+
+    def error(self, code: int, where: str, response: httpx.Response) -> MemprovError:
+        """The error for a failed response; subclasses add their API's own meanings."""
         detail = response.text.strip().replace("\n", " ")[:200]
-        where = f"{self.what}: {method} {path} -> HTTP {code}"
         if code in (401, 403):
-            raise OperationError(
-                f"{where}: {'not authenticated' if code == 401 else 'not allowed'}; check the "
-                f"credentials configured for this target ({detail})"
+            return OperationError(
+                f"{where} -> HTTP {code}: {'not authenticated' if code == 401 else 'not allowed'}; "
+                f"check the credentials configured for this target ({detail})"
             )
         if code == 404:
-            raise NotFound(f"{where}: not found ({detail})")
+            return NotFound(f"{where} -> HTTP 404: not found ({detail})")
         if code == 429 or code >= 500:
-            raise RetryableError(f"{where} ({detail})", _retry_after(response))
-        raise OperationError(f"{where}: {detail}")
+            return RetryableError(
+                f"{where} -> HTTP {code} ({detail})", retry_after(response.headers.get("Retry-After"))
+            )
+        return OperationError(f"{where} -> HTTP {code}: {detail}")
 
     def close(self) -> None:
         self.client.close()
