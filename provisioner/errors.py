@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or usage, 3 changes presen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,8 +23,24 @@ def dotted(path: Iterable[str | int]) -> str:
     """``('jobs', 'clv-daily', 'memory', 'limit')`` -> ``jobs.clv-daily.memory.limit``; indexes as ``[0]``."""
     out = ""
     for p in path:
+        p = p if isinstance(p, int) or p.isprintable() else json.dumps(p)  # a key hiding a line break
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
+
+
+def describe(value: object) -> str:
+    """A value as the user wrote it, for messages: ``"8GB"``, ``3``, ``true``, ``a mapping``, ``an empty value``."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    return repr(value)
 
 
 @dataclass(frozen=True)

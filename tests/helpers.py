@@ -23,8 +23,9 @@ def memprov(
     *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run the real entry point (``python -m provisioner``) as a user would, capturing output."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    full_env.pop("MEMPROV_DEBUG", None)
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env.pop("MEMPROV_DEBUG", None)  # from the developer's shell; a test may still pass it in ``env``
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "provisioner", *args],
         cwd=cwd,

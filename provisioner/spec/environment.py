@@ -12,17 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioner.spec.model import PATTERN_HELP as SPEC_PATTERN_HELP
 from provisioner.spec.model import BackendName
 
 OVERLAY_KEYS = ("defaults", "jobs", "notifications")
+SPEC_ONLY_KEYS = ("version", "name")  # an overlay may not change these; the merger says so
 ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+UID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+GRAFANA_URL_PATTERN = r"^https?://[^\s]+[^/\s]$"
+PATTERN_HELP = {
+    **SPEC_PATTERN_HELP,
+    UID_PATTERN: "use letters, digits, '_' and '-', at most 40 characters",
+    GRAFANA_URL_PATTERN: "use an http:// or https:// URL without a trailing /",
+}
 
 
 class Datasource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["prometheus"] = "prometheus"
-    uid: str = Field(default="prometheus", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    uid: str = Field(default="prometheus", pattern=UID_PATTERN)
 
 
 class Environment(BaseModel):
@@ -36,7 +45,7 @@ class Environment(BaseModel):
     )
     grafana_url: str = Field(
         default="http://localhost:3000",
-        pattern=r"^https?://[^\s]+[^/\s]$",
+        pattern=GRAFANA_URL_PATTERN,
         description="base URL used for dashboard links in alerts (no trailing /)",
     )
     datasource: Datasource = Datasource()

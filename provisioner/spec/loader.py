@@ -8,14 +8,16 @@ every problem as ``file:line: key.path: message`` in a single :class:`SpecError`
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provisioner.errors import Problem, SpecError, UsageError, did_you_mean, dotted
-from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, Environment
-from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type
+from provisioner.errors import Problem, SpecError, UsageError, describe, did_you_mean, dotted
+from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, PATTERN_HELP, SPEC_ONLY_KEYS, Environment
+from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type, union_tags
 from provisioner.spec.model import Spec
 from provisioner.spec.resolve import resolve
 from provisioner.spec.resolved import ResolvedSpec
@@ -38,6 +40,38 @@ def environments(spec_file: Path) -> list[str]:
     return sorted(found | {DEFAULT_ENV})
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_KEY_BREAK = re.compile(r"[\t\n\r]")  # fine in a value, never in a key
+
+
+def _strings(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str, bool]]:
+    """Every string in ``data`` with its location and whether it is a key."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield (*loc, key), key, True
+            yield from _strings(value, (*loc, key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _strings(item, (*loc, i))
+    elif isinstance(data, str):
+        yield loc, data, False
+
+
+def _read(path: Path, display: str) -> Document:
+    """Read one input file; its text may not hide control characters behind escapes (``"\\x07"``)."""
+    doc = load_file(path, display)
+    problems = [
+        Problem(
+            f"contains the control character U+{ord(m.group()):04X}; remove it", doc.file, doc.line_of(loc), dotted(loc)
+        )
+        for loc, text, is_key in _strings(doc.data)
+        if (m := _CONTROL.search(text) or (_KEY_BREAK.search(text) if is_key else None))
+    ]
+    if problems:
+        raise SpecError(problems)
+    return doc
+
+
 def _where(doc: Document, prefix: Loc = (), strip: int = 0) -> dict[Loc, Where]:
     return {(*prefix, *loc[strip:]): (doc.file, line) for loc, line in doc.lines.items() if len(loc) >= strip}
 
@@ -57,14 +91,6 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], bool]:
     return out, True
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
 _EXPECT = {
     "string_type": "a string",
     "int_type": "a whole number",
@@ -77,7 +103,19 @@ _EXPECT = {
     "model_type": "a mapping (key: value)",
     "model_attributes_type": "a mapping (key: value)",
     "list_type": "a list",
+    "int_from_float": "a whole number",
+    "finite_number": "a finite number",
 }
+_BOUNDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+
+
+def _one_of(options: list[str]) -> str:
+    return f"{', '.join(options[:-1])} or {options[-1]}" if len(options) > 1 else "".join(options)
 
 
 def _message(err: Any, root_type: Any, path: list[str | int]) -> tuple[list[str | int], str]:
@@ -91,6 +129,15 @@ def _message(err: Any, root_type: Any, path: list[str | int]) -> tuple[list[str 
         allowed = ", ".join(field_names(parent_tp)) if parent_tp is not None else ""
         fix = hint or (f"; allowed here: {allowed}" if allowed else "; remove it")
         return path, f"unknown key '{key}'{fix}"
+    if kind in _BOUNDS:
+        bound = next(iter(err.get("ctx", {}).values()), "?")
+        bound = f"{bound:g}" if isinstance(bound, float) else bound
+        return path, f"must be {_BOUNDS[kind]} {bound}, got {describe(err['input'])}"
+    if kind == "string_too_short":
+        n = err.get("ctx", {}).get("min_length", 1)
+        return path, "must not be empty" if n == 1 else f"must have at least {n} characters"
+    if kind == "string_too_long":
+        return path, f"must have at most {err.get('ctx', {}).get('max_length')} characters"
     if kind == "missing":
         return [*path, loc[-1]] if path[-1:] != [loc[-1]] else path, f"required key '{loc[-1]}' is missing; add it"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -99,22 +146,32 @@ def _message(err: Any, root_type: Any, path: list[str | int]) -> tuple[list[str 
         options = [t.strip(" '") for t in tags.split(",")]
         got = ctx.get("tag", "")
         if kind == "union_tag_not_found":
-            return path, f"needs 'type:' ({tags})"
+            where: Any = root_type
+            for part in path:
+                where = field_type(where, part) if where is not None else None
+            return path, f"needs 'type:', one of {_one_of(union_tags(where) or options)}"
         return [*path, ctx.get("discriminator", "type").strip("'")], (
-            f"type '{got}' is not one of {tags}{did_you_mean(str(got), options)}"
+            f"type {describe(got)} is not one of {_one_of(options)}{did_you_mean(str(got), options)}"
         )
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         options = [o.strip(" '") for o in expected.replace(" or ", ", ").split(",")]
-        return path, f"{_describe(err['input'])} is not one of {expected}{did_you_mean(str(err['input']), options)}"
+        got = err["input"]
+        if str(got) in options:  # '1' for 1: right value, wrong type
+            return path, f"must be {_one_of(options)}, got {describe(got)}; write it without quotes"
+        if len(options) == 1:
+            return path, f"must be {options[0]}, got {describe(got)}"
+        return path, f"{describe(got)} is not one of {_one_of(options)}{did_you_mean(str(got), options)}"
     if kind in _EXPECT:
-        return path, f"expected {_EXPECT[kind]}, got {_describe(err['input'])}"
+        return path, f"expected {_EXPECT[kind]}, got {describe(err['input'])}"
     if kind in ("value_error", "assertion_error"):
         msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return path, msg
     if kind == "string_pattern_mismatch":
-        return path, f"{_describe(err['input'])} has the wrong form (expected pattern {err['ctx']['pattern']})"
-    return path, f"{err['msg']} (got {_describe(err.get('input'))})"
+        pattern = err["ctx"]["pattern"]
+        fix = PATTERN_HELP.get(pattern, f"it must match the pattern {pattern}")
+        return path, f"{describe(err['input'])} is not allowed here; {fix}"
+    return path, f"{err['msg']} (got {describe(err.get('input'))})"
 
 
 def _validate(
@@ -151,15 +208,23 @@ def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
             f"unknown environment '{env}'{did_you_mean(env, known)}; available: {', '.join(known)} "
             f"(add environments/{env}.yaml to create it)"
         )
-    import re
-
     if not re.match(ENV_NAME_PATTERN, env):
         raise UsageError(
             f"environment name '{env}' must be lowercase letters, digits and '-' (it becomes part of resource names)"
         )
-    spec_doc = load_file(spec_file, _display(spec_file, base_dir) if spec_file.is_absolute() else str(spec_file))
+    spec_doc = _read(spec_file, _display(spec_file, base_dir) if spec_file.is_absolute() else str(spec_file))
     if not isinstance(spec_doc.data, dict):
         raise SpecError([Problem("the spec must be a mapping with version:, jobs: ...", spec_doc.file, 1)])
+    if not spec_doc.data:
+        raise SpecError(
+            [
+                Problem(
+                    "the spec is empty; it needs version: 1 and jobs: (memprov init DIR writes an example)",
+                    spec_doc.file,
+                    1,
+                )
+            ]
+        )
     sources = [spec_doc.file]
     merger = Merger(_where(spec_doc))
     data: dict[str, Any] = spec_doc.data
@@ -167,34 +232,31 @@ def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
 
     baseline_file = base_dir / "baselines" / f"{env}.yaml"
     if baseline_file.exists():
-        bdoc = load_file(baseline_file, str(baseline_file.relative_to(base_dir)))
+        bdoc = _read(baseline_file, str(baseline_file.relative_to(base_dir)))
         sources.append(bdoc.file)
-        bjobs = bdoc.data.get("jobs", {}) if isinstance(bdoc.data, dict) else {}
-        overlay_jobs = {
-            job: {"memory": {"baseline": b}}
-            for job, b in bjobs.items()
-            if isinstance(b, dict) and job in data.get("jobs", {})
-        }
-        bwhere = {
-            ("jobs", loc[1], "memory", "baseline", *loc[2:]): w
-            for loc, w in _where(bdoc).items()
-            if loc[:1] == ("jobs",) and len(loc) >= 2
-        }
+        overlay_jobs, bprobs = _baselines(bdoc)
+        problems += bprobs
+        bwhere: dict[Loc, Where] = {}
+        for loc, w in _where(bdoc).items():  # jobs.<id>.peak_p95 is jobs.<id>.memory.baseline.peak_p95
+            if loc[:1] == ("jobs",) and len(loc) >= 2:
+                bwhere.setdefault(("jobs", loc[1]), w)
+                bwhere[("jobs", loc[1], "memory", "baseline", *loc[2:])] = w
         data = merger.merge(Spec, data, {"jobs": overlay_jobs}, bwhere)
 
     environment = Environment()
     ewhere: dict[Loc, Where] = {}
     env_file = base_dir / "environments" / f"{env}.yaml"
     if env_file.exists():
-        edoc = load_file(env_file, str(Path("environments") / f"{env}.yaml"))
+        edoc = _read(env_file, str(Path("environments") / f"{env}.yaml"))
         sources.append(edoc.file)
         edata = edoc.data if isinstance(edoc.data, dict) else {}
         if not isinstance(edoc.data, dict) and edoc.data not in (None, {}):
             raise SpecError([Problem("an environment file must be a mapping", edoc.file, 1)])
         ewhere = _where(edoc)
-        environment, eprobs = _validate(Environment, edata, ewhere, edoc.file)
+        settings = {k: v for k, v in edata.items() if k not in SPEC_ONLY_KEYS}
+        environment, eprobs = _validate(Environment, settings, ewhere, edoc.file)
         problems += eprobs
-        over = {k: edata[k] for k in OVERLAY_KEYS if k in edata}
+        over = {k: edata[k] for k in (*SPEC_ONLY_KEYS, *OVERLAY_KEYS) if k in edata}
         data = merger.merge(Spec, data, over, ewhere)
     problems += merger.problems
     if problems:
@@ -207,6 +269,35 @@ def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
     if rprobs or resolved is None:
         raise SpecError([_locate(path, msg, merger.where, spec_doc.file) for path, msg in rprobs])
     return dataclasses.replace(resolved, targets=targets)
+
+
+def _baselines(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
+    """``baselines/<env>.yaml`` (``jobs: {<id>: {peak_p95: ...}}``) as a jobs overlay, or its problems."""
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        return {}, [Problem("a baselines file must be a mapping: jobs: {<job id>: {peak_p95: ...}}", doc.file, 1)]
+    problems = [
+        Problem(
+            f"unknown key '{key}'{did_you_mean(key, ['jobs']) or '; only jobs: is allowed here'}",
+            doc.file,
+            doc.line_of((key,)),
+            key,
+        )
+        for key in data
+        if key != "jobs"
+    ]
+    jobs = data.get("jobs") or {}
+    if not isinstance(jobs, dict):
+        problems.append(
+            Problem(
+                f"expected a mapping of job id to baseline, got {describe(jobs)}",
+                doc.file,
+                doc.line_of(("jobs",)),
+                "jobs",
+            )
+        )
+        return {}, problems
+    return {job: {"memory": {"baseline": b}} for job, b in jobs.items()}, problems
 
 
 def _targets(environment: Environment, where: dict[Loc, Where], file: str) -> tuple[dict[str, Any], list[Problem]]:

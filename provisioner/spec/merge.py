@@ -13,7 +13,7 @@ import typing
 from enum import Enum
 from typing import Any
 
-from provisioner.errors import Problem, did_you_mean, dotted
+from provisioner.errors import Problem, describe, did_you_mean, dotted
 
 Loc = tuple[str | int, ...]
 Where = tuple[str, int | None]  # (file, line)
@@ -71,6 +71,28 @@ def field_type(tp: Any, key: str | int) -> Any:
     return None
 
 
+def union_tags(tp: Any) -> list[str]:
+    """The ``type:`` values of a discriminated union of models (``slack``, ``pagerduty``...)."""
+    core, _ = _unwrap(tp)
+    out: list[str] = []
+    for member in typing.get_args(core) if typing.get_origin(core) in (typing.Union, types.UnionType) else ():
+        literal = (_model_fields(member) or {}).get("type")
+        out += [str(a) for a in typing.get_args(literal)] if literal is not None else []
+    return out
+
+
+def _union_member(tp: Any, kind: Any, base_kind: Any) -> Any:
+    """In a union keyed by ``type:`` (notification channels), the model an overlay merges into: the
+    base's own kind; None when the overlay changes the kind (then the overlay replaces it whole)."""
+    if kind != base_kind or typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    for member in typing.get_args(tp):
+        literal = (_model_fields(member) or {}).get("type")
+        if literal is not None and kind in typing.get_args(literal):
+            return member
+    return None
+
+
 def field_names(tp: Any) -> list[str]:
     core, _ = _unwrap(tp)
     return list(_model_fields(core) or {})
@@ -80,11 +102,20 @@ class Merger:
     """Merges overlay data into base data, keeping the location of every value."""
 
     def __init__(self, base_where: dict[Loc, Where]) -> None:
-        self.where = dict(base_where)
+        self.where: dict[Loc, Where] = {}
         self.problems: list[Problem] = []
+        self._under: dict[Loc, set[Loc]] = {}  # every prefix -> the locations below it (replace is per subtree)
+        self._over: dict[int, tuple[dict[Loc, Where], dict[Loc, list[Loc]]]] = {}
+        for loc, where in base_where.items():
+            self._set(loc, where)
 
     def merge(self, tp: Any, base: Any, over: Any, over_where: dict[Loc, Where], path: Loc = ()) -> Any:
         core, rule = _unwrap(tp)
+        if rule is Merge.KEYS_EXISTING and isinstance(over, dict) and not isinstance(base, dict):
+            self.merge(tp, {}, over, over_where, path)  # reports every key: none of them exists
+            return base
+        if isinstance(base, dict) and isinstance(over, dict):
+            core = _union_member(core, over.get("type", base.get("type")), base.get("type")) or core
         mergeable = (
             isinstance(base, dict)
             and isinstance(over, dict)
@@ -98,12 +129,12 @@ class Merger:
             sub = (*path, key)
             sub_tp = field_type(core, key)
             _, sub_rule = _unwrap(sub_tp) if sub_tp is not None else (None, None)
-            if sub_rule is Merge.IMMUTABLE and key in base and base[key] != value:
+            if sub_rule is Merge.IMMUTABLE and (key not in base or base[key] != value):
                 file, line = over_where.get(sub, ("?", None))
+                now = f"it is {describe(base[key])} in the spec" if key in base else "the spec does not set it"
                 self.problems.append(
                     Problem(
-                        f"cannot be changed by an environment overlay (it is {base[key]!r} in the spec); "
-                        "remove it from the overlay",
+                        f"cannot be changed by an environment overlay ({now}); remove it from the overlay",
                         file,
                         line,
                         dotted(sub),
@@ -115,9 +146,8 @@ class Merger:
                 known = ", ".join(sorted(map(str, base))) or "none"
                 self.problems.append(
                     Problem(
-                        f"the overlay names '{key}', which does not exist in the spec{did_you_mean(str(key), base)} "
-                        f"(known: {known}); "
-                        "fix the name or add it to memprov.yaml first",
+                        f"'{key}' is not in the spec{did_you_mean(str(key), base)} (known: {known}); an overlay "
+                        "may only change what memprov.yaml defines: fix the name or add it there first",
                         file,
                         line,
                         dotted(sub),
@@ -126,15 +156,34 @@ class Merger:
                 continue
             if key in base and sub_tp is not None:
                 out[key] = self.merge(sub_tp, base[key], value, over_where, sub)
+            elif sub_rule is Merge.KEYS_EXISTING and isinstance(value, dict):
+                self.merge(sub_tp, {}, value, over_where, sub)  # reports every key: none of them exists
             else:
                 self._replace(sub, over_where)
                 out[key] = value
         return out
 
     def _replace(self, path: Loc, over_where: dict[Loc, Where]) -> None:
-        n = len(path)
-        for loc in [loc for loc in self.where if loc[:n] == path]:
+        """The locations below ``path`` now come from the overlay."""
+        for loc in list(self._under.get(path, ())):
             del self.where[loc]
-        for loc, w in over_where.items():
-            if loc[:n] == path:
-                self.where[loc] = w
+            for n in range(len(loc) + 1):
+                self._under[loc[:n]].discard(loc)
+        for loc in self._index(over_where).get(path, ()):
+            self._set(loc, over_where[loc])
+
+    def _set(self, loc: Loc, where: Where) -> None:
+        self.where[loc] = where
+        for n in range(len(loc) + 1):
+            self._under.setdefault(loc[:n], set()).add(loc)
+
+    def _index(self, over_where: dict[Loc, Where]) -> dict[Loc, list[Loc]]:
+        """``over_where`` by prefix, built once per overlay (the overlay is kept so that its id stays unique)."""
+        cached = self._over.get(id(over_where))
+        if cached is None:
+            index: dict[Loc, list[Loc]] = {}
+            for loc in over_where:
+                for n in range(len(loc) + 1):
+                    index.setdefault(loc[:n], []).append(loc)
+            cached = self._over[id(over_where)] = (over_where, index)
+        return cached[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from provisioner.spec.merge import Merge
 from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
@@ -21,14 +21,27 @@ Runtime = Literal["kubernetes", "vm", "process"]
 Severity = Literal["info", "warning", "critical"]
 
 
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+CHANNEL_PATTERN = r"^[#@]?[\w.-]+$"
+URL_PATTERN = r"^https?://[^\s]+$"
+METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+PATTERN_HELP = {
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter, at most 31 characters",
+    CHANNEL_PATTERN: "use a channel name such as #ml-platform or @someone (letters, digits, '-', '_', '.')",
+    URL_PATTERN: "use an http:// or https:// URL without spaces",
+    METRIC_PATTERN: "use a Prometheus metric name (letters, digits, '_' and ':', not starting with a digit)",
+}
+"""How to write a value that must match a pattern; the loader says this instead of the regex."""
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # --- notifications -------------------------------------------------------------------------
 class Slack(Strict):
     type: Literal["slack"]
-    channel: str = Field(pattern=r"^[#@]?[\w.-]+$", description="Slack channel, e.g. #ml-platform")
+    channel: str = Field(pattern=CHANNEL_PATTERN, description="Slack channel, e.g. #ml-platform")
     webhook_url: SecretRef
     send_resolved: bool = True
 
@@ -48,7 +61,7 @@ class Opsgenie(Strict):
 
 class Webhook(Strict):
     type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://[^\s]+$", description="endpoint URL (not a secret)")
+    url: str = Field(pattern=URL_PATTERN, description="endpoint URL (not a secret)")
     bearer_token: SecretRef | None = None
     max_alerts: int = Field(default=0, ge=0)
     send_resolved: bool = True
@@ -57,12 +70,23 @@ class Webhook(Strict):
 Notification = Annotated[Slack | PagerDuty | Opsgenie | Webhook, Field(discriminator="type")]
 
 
+ChannelNames = Annotated[
+    list[str],
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": "a notification channel name, or a list of them",
+        }
+    ),
+]
+
+
 class Route(Strict):
     """Which notification channels receive each severity."""
 
-    info: list[str] = []
-    warning: list[str] = []
-    critical: list[str] = []
+    info: ChannelNames = []
+    warning: ChannelNames = []
+    critical: ChannelNames = []
 
     @field_validator("info", "warning", "critical", mode="before")
     @classmethod
@@ -142,9 +166,9 @@ class Baseline(Strict):
 class Metrics(Strict):
     """PromQL metric names; defaults depend on the runtime."""
 
-    working_set: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    limit: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    oom_events: str | None = Field(default=None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    working_set: str | None = Field(default=None, pattern=METRIC_PATTERN)
+    limit: str | None = Field(default=None, pattern=METRIC_PATTERN)
+    oom_events: str | None = Field(default=None, pattern=METRIC_PATTERN)
 
 
 TROUGH_HELP = "rolling-minimum window that removes the sawtooth of chunked loading and GC (>= one period)"
@@ -220,7 +244,7 @@ class Spec(Strict):
 
     version: Annotated[Literal[1], Merge.IMMUTABLE]
     name: Annotated[str, Merge.IMMUTABLE] = Field(
-        default="memprov", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="spec name, part of ownership markers"
+        default="memprov", pattern=NAME_PATTERN, description="spec name, part of ownership markers"
     )
     defaults: Defaults = Defaults()
     notifications: dict[str, Notification] = {}

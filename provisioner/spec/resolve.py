@@ -60,6 +60,11 @@ def _threshold_bytes(t: Threshold, job: Job, path: Loc, problems: list[tuple[Loc
     return round(peak * t.value)
 
 
+def _shown(t: Threshold, value: int) -> str:
+    """``80% = 6.4Gi``, or just ``6Gi`` when the threshold is already a size."""
+    return str(t) if t.kind == "bytes" else f"{t} = {format_size(value)}"
+
+
 def _check_route(route: Route, path: Loc, channels: Mapping[str, object], problems: list[tuple[Loc, str]]) -> None:
     for severity in ("info", "warning", "critical"):
         for i, name in enumerate(getattr(route, severity)):
@@ -103,7 +108,8 @@ def resolve(
             )
             continue
         if not names.JOB_ID_PATTERN.match(job_id):
-            fixed = names.slug(job_id)[:40].strip("-") or "my-job"
+            fixed = names.slug(job_id)
+            fixed = (fixed if fixed[0].isalpha() else f"job-{fixed}")[:40].strip("-")
             problems.append(
                 (
                     jp,
@@ -122,18 +128,17 @@ def resolve(
                 problems.append(
                     (
                         (*tpath, "warning"),
-                        f"warning ({thresholds.warning} = {format_size(warn)}) "
-                        f"must be below critical ({thresholds.critical} = {format_size(crit)}) "
+                        f"warning ({_shown(thresholds.warning, warn)}) "
+                        f"must be below critical ({_shown(thresholds.critical, crit)}) "
                         f"for job {job_id}; lower warning or raise critical",
                     )
                 )
             for sev, value, t in (("warning", warn, thresholds.warning), ("critical", crit, thresholds.critical)):
                 if value > limit:
-                    shown = str(t) if t.kind == "bytes" else f"{t} = {format_size(value)}"
                     problems.append(
                         (
                             (*tpath, sev),
-                            f"{sev} threshold {shown} is above the "
+                            f"{sev} threshold {_shown(t, value)} is above the "
                             f"memory limit {format_size(limit)} of job {job_id}, so it can never fire "
                             "before the OOM kill; use at most the limit (e.g. 80%)",
                         )

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
+from provisioner.errors import describe
 from provisioner.units import format_duration, format_size, parse_duration, parse_percent, parse_size
 
 SIZE_PATTERN = r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$"
-DURATION_PATTERN = r"^(\d+(ms|s|m|h|d|w))+$"
+DURATION_PATTERN = r"^(?=\d)(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
 
 Size = Annotated[
     int,
@@ -39,6 +40,7 @@ Duration = Annotated[
 ]
 """Seconds, parsed from a Prometheus duration."""
 
+_SIZE_LIKE_RE = re.compile(r"^\s*\d+(\.\d+)?\s*[kKmMgGtTpP]i?[bB]\s*$")
 _BASELINE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*(p50|p95|p99|max)\s*$")
 BaselineStat = Literal["p50", "p95", "p99", "max"]
 
@@ -59,6 +61,15 @@ class Threshold:
         return f"{self.value:g}x {self.stat}"
 
 
+def _fraction(value: object) -> float | None:
+    """``0.8`` or ``"0.8"``: a fraction, which could mean 80% or 0.8 bytes."""
+    try:
+        number = float(value) if isinstance(value, (float, str)) else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 < number < 1 else None
+
+
 def parse_threshold(value: object) -> Threshold:
     if isinstance(value, Threshold):
         return value
@@ -72,14 +83,22 @@ def parse_threshold(value: object) -> Threshold:
         m = _BASELINE_RE.match(text)
         if m:
             stat: BaselineStat = m.group(2)  # type: ignore[assignment]
-            return Threshold("baseline", float(m.group(1)), stat)
-    if isinstance(value, float) and 0 < value < 1:
-        raise ValueError(f"{value} is ambiguous; write a percentage ({value * 100:g}%) or a size (6Gi)")
+            factor = float(m.group(1))
+            if not 0 < factor <= 100:
+                raise ValueError(
+                    f'"{value}": the multiple of the baseline must be above 0 and at most 100 (e.g. 1.5x p95)'
+                )
+            return Threshold("baseline", factor, stat)
+    fraction = _fraction(value)
+    if fraction is not None:
+        raise ValueError(f"{value} is ambiguous; write a percentage ({fraction * 100:g}%) or a size (6Gi)")
     try:
         return Threshold("bytes", parse_size(value))
     except ValueError:
+        if isinstance(value, str) and _SIZE_LIKE_RE.match(value):
+            raise  # "6GB": the size parser's hint (use 6Gi or ...) is the useful one
         raise ValueError(
-            f"{value!r} is not a threshold; use a percentage of the limit (80%), a size (6Gi) "
+            f"{describe(value)} is not a threshold; use a percentage of the limit (80%), a size (6Gi) "
             "or a multiple of a baseline peak (1.5x p95)"
         ) from None
 
