@@ -71,7 +71,7 @@ def main_options(
 
 def _run(ctx: typer.Context, module: str, **kwargs: Any) -> None:
     """Run ``provisioner.cli.<module>.run(**kwargs)`` and exit with its code; errors become messages."""
-    from provisioner.errors import EXIT_BUG, EXIT_INTERRUPTED, MemprovError
+    from provisioner.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, MemprovError
 
     try:
         mod = importlib.import_module(f"provisioner.cli.{module}")
@@ -86,6 +86,12 @@ def _run(ctx: typer.Context, module: str, **kwargs: Any) -> None:
 
         error("interrupted")
         code = EXIT_INTERRUPTED
+    except OSError as e:  # the file system or network said no: an operation failed, not a bug
+        from provisioner.cli.console import error
+
+        where = f"{e.filename}: " if e.filename else ""
+        error(f"{where}{e.strerror or e}; check that path (a file where a directory belongs, permissions, space)")
+        code = EXIT_FAILED
     except Exception as e:  # a bug: say so plainly, keep the traceback for whoever reports it
         if os.environ.get("MEMPROV_DEBUG"):
             raise
@@ -218,6 +224,6 @@ def init(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="memprov")  # also under `python -m provisioner`: same usage lines, same completion
     except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while typer parses
         sys.exit(130)

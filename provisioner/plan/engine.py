@@ -136,25 +136,39 @@ def apply(
     report = ApplyReport()
     lock = threading.Lock()
     stop = stop or threading.Event()
+    recorded: set[int] = set()  # id() of every change with an outcome: each is reported exactly once
+    running = threading.Condition()
+    in_flight = 0
 
     def record(result: Result) -> None:
         with lock:
+            if id(result.change) in recorded:
+                return
+            recorded.add(id(result.change))
             report.results.append(result)
         if on_result:
             on_result(result)
 
     def run(change: Change) -> None:
-        if stop.is_set():
-            record(Result(change, Outcome.SKIPPED, "interrupted before it started"))
-            return
+        nonlocal in_flight
+        with running:
+            in_flight += 1  # before looking at ``stop``: see the interrupt handling below
         try:
-            _run_change(by_name[change.backend], change, policy)
-        except MemprovError as e:
-            record(Result(change, Outcome.FAILED, e.render()))
-        except Exception as e:  # a backend bug must not hide what else happened
-            record(Result(change, Outcome.FAILED, f"unexpected {type(e).__name__}: {e}"))
-        else:
-            record(Result(change, Outcome.APPLIED))
+            if stop.is_set():
+                record(Result(change, Outcome.SKIPPED, "interrupted before it started"))
+                return
+            try:
+                _run_change(by_name[change.backend], change, policy)
+            except MemprovError as e:
+                record(Result(change, Outcome.FAILED, e.render()))
+            except Exception as e:  # a backend bug must not hide what else happened
+                record(Result(change, Outcome.FAILED, f"unexpected {type(e).__name__}: {e}"))
+            else:
+                record(Result(change, Outcome.APPLIED))
+        finally:
+            with running:
+                in_flight -= 1
+                running.notify_all()
 
     phases = [(Action.CREATE, Action.CONFLICT), (Action.UPDATE,), (Action.DELETE,)]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -176,10 +190,17 @@ def apply(
                     record(Result(c, Outcome.SKIPPED, "interrupted before it started"))
                 continue
             try:
-                list(pool.map(run, todo))
+                for future in [pool.submit(run, c) for c in todo]:
+                    future.result()
             except KeyboardInterrupt:  # finish what is in flight, start nothing new, report
                 stop.set()
                 report.interrupted = True
+                # Ctrl-C may land anywhere, even inside submit(): wait for the changes already
+                # running (counted before they look at ``stop``), then report the rest as skipped.
+                with running:
+                    running.wait_for(lambda: in_flight == 0)
+                for c in todo:
+                    record(Result(c, Outcome.SKIPPED, "interrupted before it started"))
     for backend in backends:
         changed = any(r.change.backend == backend.name and r.outcome is Outcome.APPLIED for r in report.results)
         try:

@@ -69,8 +69,13 @@ def text(plan: Plan, *, show_noop: bool = False, diffs: bool = True) -> list[tup
     out.append(("bold", summary_line(plan)))
     if plan.has_changes:
         out.append(("", f"Checksum {plan.checksum}"))
-        out.append(("dim", f"Apply exactly this plan: memprov apply --env {plan.env} --checksum {plan.checksum}"))
+        out.append(("dim", f"Apply exactly this plan: {_apply_command(plan)}"))
     return out
+
+
+def _apply_command(plan: Plan) -> str:
+    force = " --force" if plan.safety_problems() else ""  # it would be refused without
+    return f"memprov apply --env {plan.env} --checksum {plan.checksum}{force}"
 
 
 def markdown(plan: Plan) -> str:
@@ -117,7 +122,7 @@ def markdown(plan: Plan) -> str:
         for note in bp.notes:
             lines.append(f"- _note: {note}_")
     if plan.has_changes:
-        lines += ["", f"Apply exactly this plan: `memprov apply --env {plan.env} --checksum {plan.checksum}`"]
+        lines += ["", f"Apply exactly this plan: `{_apply_command(plan)}`"]
     return "\n".join(lines) + "\n"
 
 
