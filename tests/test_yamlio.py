@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml as pyyaml  # PyYAML: a YAML 1.1 reader, like the Go parsers of Prometheus and Alertmanager
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner.errors import SpecError
-from provisioner.yamlio import MAX_DEPTH, dumps, loads
+from provisioner.yamlio import MAX_DEPTH, WIDTH, dumps, dumps_fast, dumps_pure, loads
 
 
 def doc(text: str) -> object:
@@ -232,3 +234,172 @@ def test_dumps_reads_back_the_same_in_yaml_1_1_and_1_2(data: dict[str, object]) 
     text = dumps(data)
     assert loads(text, "f.yaml").data == data
     assert pyyaml.safe_load(text) == data
+
+
+# --- the fast (libyaml) dumper writes exactly what the pure-Python one writes ----------------------
+TRICKY = [
+    "sum(rate(x[5m]))\n  / on (pod)\nsum(y)",  # multi-line: literal block
+    "first\n\nthird\n",  # blank line, final line break
+    "  leading spaces\nsecond",  # literal block with an indentation indicator
+    "a  \nb",  # a line with trailing spaces: not a literal block
+    "one line\n",  # only a final line break
+    "\n",
+    "Données (€) — «ok» ½ ü 中文 \ufffd",  # unicode inside the BMP
+    "  leading spaces",
+    "trailing space ",
+    *("yes", "no", "on", "off", "y", "N", "True", "null", "Null", "~", "", "1:20", "<<", "="),
+    *("0", "1.5", "-2", "0o17", "0x1F", "1e3", "1_000", "010", ".5", "+1", "2026-11-30", "1.0e+17", ".inf", ".NaN"),
+    "x" * (WIDTH // 3),  # long, no spaces
+    "word " * 250,  # long, with spaces
+    "key: value",
+    "ends with colon:",
+    "a #comment",
+    "#not a comment",
+    "it's the job's memory",
+    "'quoted'",
+    "job 'x'",
+    '"double"',
+    "{{ $labels.pod }} at {{ $value | humanize1024 }}B",
+    '{{ with query (printf "max(x{job=%q})" $labels.job) }}{{ . | first | value }}{{ end }}',
+    "- dash",
+    "? question",
+    "!tag",
+    "&anchor",
+    "*alias",
+    "%directive",
+    "@at",
+    "`backtick",
+    "[list]",
+    "{map}",
+    "| pipe",
+    "> fold",
+    "back\\slash",
+    "---",
+    "...",
+    "tab\tinside",
+    "cr\rinside",
+    "control\x07",
+    "bom\ufeff",
+    "nbsp\xa0",
+    "line\u2028separator",
+    "emoji 😀",
+    "kept\nbreaks\n\n",
+]
+
+
+def _shapes(value: str) -> list[object]:
+    return [{"v": value}, {value or "k": 1}, [value], {"a": [{"b": value, "c": [value]}]}, {"a": {"b": {"c": value}}}]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_fast_and_pure_dumpers_write_the_same_text(value: str) -> None:
+    for data in _shapes(value):
+        fast = dumps_fast(data)
+        pure = dumps_pure(data)
+        assert fast is None or fast == pure, (data, fast, pure)
+        assert dumps(data) == pure
+        assert loads(pure, "f.yaml").data == data
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sum(rate(x[5m]))\n  / on (pod)\nsum(y)",
+        "one line\n",
+        "a  \nb",
+        "Données (€)",
+        "  leading spaces",
+        "yes",
+        "null",
+        "1.5",
+        "1e3",
+        "key: value",
+        "a #comment",
+        "it's the job's memory",
+        "word " * 250,
+        "{{ $labels.pod }}",
+    ],
+)
+def test_ordinary_strings_take_the_fast_path(value: str) -> None:
+    assert dumps_fast({"v": value, "l": [value], "m": {"k": value}}) is not None
+    if len(value) <= 100:
+        assert dumps_fast({value: 1}) is not None
+
+
+@pytest.mark.parametrize(
+    "value", ["emoji 😀", "control\x07", "cr\rinside", "tab\tinside", "kept\nbreaks\n\n", "'x' + y", "x " * WIDTH]
+)
+def test_what_the_emitters_write_differently_is_left_to_the_pure_one(value: str) -> None:
+    data = {"v": value}
+    assert dumps_fast(data) is None
+    assert dumps(data) == dumps_pure(data)
+
+
+@pytest.mark.parametrize("length", [1, 99, 100, 101, 122, 123, 127, 128, 129, 200])
+def test_long_keys_are_written_alike(length: int) -> None:
+    for data in ({"k" * length: 1}, {"a b " * (length // 4) + "x" * (length % 4): [1]}):
+        fast = dumps_fast(data)
+        assert fast is None or fast == dumps_pure(data)
+        assert dumps(data) == dumps_pure(data)
+    assert (dumps_fast({"k" * length: 1}) is None) == (length > 100)
+
+
+@pytest.mark.parametrize("key", [1, 2.5, True, None, (1, 2)])
+def test_keys_that_are_not_strings_are_left_to_the_pure_dumper(key: object) -> None:
+    assert dumps_fast({key: 1}) is None
+    assert dumps({key: 1}) == dumps_pure({key: 1})
+
+
+def test_fast_dumper_numbers_and_other_values() -> None:
+    data = {"f": [1e17, 1e-05, 0.5, -0.0, float("inf"), float("-inf"), float("nan")], "i": [0, -7, 10**30]}
+    data["b"] = [True, False, None]
+    data["t"] = ("tuple", 1)
+    data["e"] = [{}, []]
+    assert dumps_fast(data) == dumps_pure(data)
+    assert dumps_fast(data) is not None
+
+
+@pytest.mark.parametrize("value", [datetime.date(2026, 11, 30), b"bytes", {1, 2}, "scalar", 3, None])
+def test_values_outside_plain_data_are_left_to_the_pure_dumper(value: object) -> None:
+    data = value if isinstance(value, str | int) or value is None else {"v": value}
+    assert dumps_fast(data) is None
+    assert dumps(data) == dumps_pure(data)
+
+
+def test_every_file_rendered_from_the_example_spec_takes_the_fast_path() -> None:
+    from provisioner.backends.files import FilesTarget
+    from provisioner.backends.registry import backend_class
+    from provisioner.spec.loader import load
+
+    root = Path(__file__).resolve().parents[1]
+    seen = 0
+    for env in ("local", "dev", "staging", "prod"):
+        spec = load(root / "memprov.yaml", env)
+        for name in ("prometheus", "alertmanager"):
+            backend = backend_class(name)(spec, FilesTarget(Path("/nonexistent")))
+            for resource in backend.render():  # type: ignore[attr-defined]
+                fast = dumps_fast(resource.body)
+                assert fast is not None, resource.key
+                assert fast == dumps_pure(resource.body), resource.key
+                seen += 1
+    assert seen > 10
+
+
+tricky_text = st.text(
+    alphabet=st.sampled_from(
+        [*" \t\n\r:#-?,[]{}&*!|>'\"%@`~=<.+_/\\0123456789eExXoOaZ", "é", "€", "\u2028", "\x85", "\xa0", "😀"]
+    ),
+    max_size=25,
+) | st.sampled_from(TRICKY)
+tricky = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | tricky_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(tricky_text, tricky, max_size=4) | st.lists(tricky, max_size=4))
+def test_fast_dumper_matches_the_pure_one_on_random_documents(data: object) -> None:
+    fast = dumps_fast(data)
+    assert fast is None or fast == dumps_pure(data)
