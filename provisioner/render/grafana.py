@@ -13,13 +13,12 @@ volatile fields) and serialised with sorted keys.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from provisioner.promql import quote
 from provisioner.render import series as s
-from provisioner.render.grafana_json import clean
+from provisioner.render.grafana_json import clean, dumps_sorted
 from provisioner.render.grafana_overview import overview_layout
 from provisioner.render.grafana_panels import (
     DS,
@@ -71,7 +70,7 @@ def overview(spec: ResolvedSpec) -> dict[str, Any]:
 
 def serialise(data: dict[str, Any]) -> str:
     """The one serialiser for dashboards: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return dumps_sorted(data) + "\n"  # json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
 
 
 class _Builder:
@@ -255,8 +254,6 @@ class _Builder:
         return g.Templating(list=out)
 
     def assemble(self, spec: ResolvedSpec, layout: Layout) -> dict[str, Any]:
-        from grafanalib._gen import DashboardEncoder
-
         dash = self.g.Dashboard(
             title=layout.title,
             uid=layout.uid,
@@ -273,5 +270,4 @@ class _Builder:
             links=layout.links,
             panels=layout.panels,
         ).auto_panel_ids()
-        data: dict[str, Any] = json.loads(json.dumps(dash.to_json_data(), cls=DashboardEncoder, sort_keys=True))
-        return clean(data)
+        return clean(dash.to_json_data())  # builder objects become JSON data on the way (grafana_json.plain)
