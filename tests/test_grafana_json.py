@@ -152,3 +152,38 @@ def test_clean_takes_builder_objects() -> None:
     out = clean(dash)
     assert out["title"] == "t"
     assert out["panels"] == [{"type": "text", "title": "x", "options": {"content": "c"}}]
+
+
+def test_dashboards_resume_the_garbage_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import provisioner.render.grafana as grafana
+    from provisioner.spec.loader import load
+
+    spec = load(Path(__file__).resolve().parents[1] / "memprov.yaml", "local")
+    seen: list[bool] = []
+    real = grafana.dashboard
+
+    def spy(*args: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args)
+
+    monkeypatch.setattr(grafana, "dashboard", spy)
+    assert gc.isenabled()
+    assert grafana.dashboards(spec)
+    assert seen and not any(seen)  # paused while building
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        grafana.dashboards(spec)
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+
+    def boom(*args: Any) -> Any:
+        raise RuntimeError("builder failed")
+
+    monkeypatch.setattr(grafana, "dashboard", boom)
+    with pytest.raises(RuntimeError):
+        grafana.dashboards(spec)
+    assert gc.isenabled()

@@ -13,6 +13,9 @@ volatile fields) and serialised with sorted keys.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +54,28 @@ def dashboards(spec: ResolvedSpec) -> list[Rendered]:
     jobs = spec.jobs_using("grafana")
     if not jobs:
         return []
-    out = [Rendered(j.dashboard_uid, job_title(spec, j), j.id, dashboard(spec, j)) for j in jobs]
-    out.append(Rendered(overview_uid(spec), overview_title(spec), None, overview(spec)))
+    with _collector_paused():
+        out = [Rendered(j.dashboard_uid, job_title(spec, j), j.id, dashboard(spec, j)) for j in jobs]
+        out.append(Rendered(overview_uid(spec), overview_title(spec), None, overview(spec)))
     return out
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while dashboards are built; it resumes (if it ran) afterwards.
+
+    A dashboard is built from hundreds of short-lived objects (builder objects, intermediate
+    dicts) that reference counting frees, while the finished dashboards pile up: for 1,000 jobs,
+    over a million containers that every full collection would walk again, which was about 40 %
+    of the render. What little cyclic garbage the builder leaves is collected when it resumes.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def dashboard(spec: ResolvedSpec, job: ResolvedJob) -> dict[str, Any]:
