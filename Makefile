@@ -2,7 +2,7 @@
 PYTHON ?= python3
 ENV ?= local
 
-.PHONY: help install demo test test-fast lint typecheck format ci golden bench render-check
+.PHONY: help install demo test test-fast lint typecheck format ci golden bench bench-alerts render-check
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
@@ -39,5 +39,9 @@ golden: ## regenerate golden files (review the diff before committing!)
 
 bench: ## start-up, render and plan timings for 1,000 jobs x 4 environments
 	$(PYTHON) bench/run.py
+
+bench-alerts: ## alert quality: memprov's rules vs a static 85% rule on synthetic incidents (~75 s)
+	./scripts/ensure-tools
+	$(PYTHON) bench/alert_quality/run.py
 
 ci: lint typecheck render-check test ## everything CI runs

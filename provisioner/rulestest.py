@@ -71,8 +71,7 @@ def shape(spec: ResolvedSpec, job: ResolvedJob) -> Shape:
     p50 = float(b.peak_p50) if b and b.peak_p50 else 0.85 * p95
     amp = max(min(p95 - p50, 0.25 * p95), 0.04 * limit)
     v0 = float(b.velocity) / 60 if b and b.velocity else 0.0
-    floor = (job.growth.min_velocity if job.growth.min_velocity is not None else limit / 360) / 60
-    growth_min = max(job.growth.factor * max(v0, 1.0), floor)
+    growth_min = max(job.growth.factor * max(v0, 1.0), prom.growth_floor(job))
     period = min(job.trough_window * 0.6, 3 * MIN)
     return Shape(limit, warn, float(job.critical_bytes), p50, p95, amp, v0, growth_min, period, spec.scrape_interval)
 
@@ -143,13 +142,7 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
             sc.checks.append(
                 Check(at, "BatchJobMemoryGrowthFast", True, f"troughs climb {v_s / max(s.v0, 1):.1f}x usual")
             )
-    if "BatchJobMemoryTimeToOOM" in names:
-        # where the peak is half a horizon from the limit, plus the trough window's lag
-        reach = s.limit - v_s * 0.5 * job.time_to_oom.horizon
-        at = max(slope_ready, onset + (reach - s.amp - start_level) / v_s + job.trough_window) + job.time_to_oom.for_
-        at += margin
-        if at < oom - ev:
-            sc.checks.append(Check(at, "BatchJobMemoryTimeToOOM", True, "limit reached within the horizon"))
+    sc.checks += _time_to_oom(job, s, names, ev, onset, start_level, v_s, oom, "the surge")
     if "BatchJobMemoryWarning" in names:
         at = onset + (s.warn - start_level) / v_s + job.usage.warning_for + margin
         if at < oom - ev:
@@ -172,14 +165,7 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
                 slope_ready + job.growth.for_ + margin, "BatchJobMemoryGrowthFast", False, "a slow leak is not a surge"
             )
         )
-    if "BatchJobMemoryTimeToOOM" in names:
-        reach = s.limit - v_l * 0.5 * job.time_to_oom.horizon
-        at = max(slope_ready, onset + (reach - s.amp - start_level) / v_l + job.trough_window) + job.time_to_oom.for_
-        at += margin
-        if at < leak_oom - ev:
-            lk.checks.append(
-                Check(at, "BatchJobMemoryTimeToOOM", True, "the leak reaches the limit within the horizon")
-            )
+    lk.checks += _time_to_oom(job, s, names, ev, onset, start_level, v_l, leak_oom, "the leak")
     out.append(lk)
 
     # sudden step: one huge input holds memory between critical and the limit
@@ -216,6 +202,41 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
 
     if "BatchJobMemoryAnomaly" in names:
         out.append(_drift(spec, job, s))
+    return out
+
+
+def _time_to_oom(
+    job: ResolvedJob,
+    s: Shape,
+    names: set[str],
+    ev: float,
+    onset: float,
+    start_level: float,
+    v: float,
+    oom: float,
+    what: str,
+) -> list[Check]:
+    """Both time-to-OOM tiers on a run whose troughs climb at ``v`` from ``onset`` until ``oom``.
+
+    Each is expected where the peak is half its horizon from the limit (at ``v``), once the trend
+    window has filled, plus its ``for`` and a margin; the warning tier only if ``v`` is clearly
+    more than ``warning_factor`` times the usual velocity.
+    """
+    t = job.time_to_oom
+    margin = 2 * MIN + 2 * ev
+    ready = onset + job.trough_window + t.window + 2 * ev
+    tiers = [("BatchJobMemoryTimeToOOM", t.horizon, t.for_, True)]
+    if t.warning_horizon is not None:
+        fast = v > 1.1 * t.warning_factor * max(s.v0, 1.0)
+        tiers.append(("BatchJobMemoryTimeToOOMWarning", t.warning_horizon, t.warning_for, fast))
+    out: list[Check] = []
+    for name, horizon, hold, expected in tiers:
+        if name not in names or not expected:
+            continue
+        reach = s.limit - v * 0.5 * horizon
+        at = max(ready, onset + (reach - s.amp - start_level) / v + job.trough_window) + hold + margin
+        if at < oom - ev:
+            out.append(Check(at, name, True, f"{what} reaches the limit within {format_duration(horizon)}"))
     return out
 
 

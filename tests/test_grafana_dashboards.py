@@ -153,7 +153,7 @@ def test_job_dashboard_shows_what_the_issue_asks_for() -> None:
     assert f"{s.BASELINE_VELOCITY}" in " ".join(exprs(p["Growth rate vs baseline velocity"]))
     assert any(e.startswith("3 * ") for e in exprs(p["Growth rate vs baseline velocity"]))
     tto = p["Predicted time to OOM"]
-    assert exprs(tto)[0].startswith(s.TIME_TO_OOM) and steps(tto) == [None, 1800.0]
+    assert exprs(tto)[0].startswith(s.TIME_TO_OOM) and steps(tto) == [None, 1800.0, 14400.0]  # critical, warning
     assert steps(p["Anomaly z-score"]) == [None, 3.0] and exprs(p["Anomaly z-score"])[0].startswith(s.ZSCORE)
     assert exprs(p["Working set by node"])[0].startswith("sum by (node)")
     assert p["Percent of limit by instance (now)"]["targets"][0]["instant"] is True

@@ -44,13 +44,13 @@ def test_example_is_clean(tmp_path: Path) -> None:
             "warning: [local] defaults.scrape_interval: 1m scrapes miss short spikes",
         ),
         (
-            "growth: {factor: 3, window: 10m, for: 5m}",
+            "growth: {factor: 3, window: 15m, for: 5m}",
             "growth: {factor: 3, window: 1m, for: 5m}",
             "error: [local] jobs.clv-daily.growth.window: a 1m window holds fewer than 4 samples",
         ),
         (
-            "growth: {factor: 3, window: 10m, for: 5m}",
-            "growth: {factor: 3, window: 10m, for: 30s}",
+            "growth: {factor: 3, window: 15m, for: 5m}",
+            "growth: {factor: 3, window: 15m, for: 30s}",
             "error: [local] jobs.clv-daily.growth.for: for: 30s is under 2 evaluations",
         ),
         (

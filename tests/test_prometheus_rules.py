@@ -164,3 +164,39 @@ def test_memprov_test_fails_when_a_rule_is_broken(tmp_path: Path) -> None:
     result = memprov("test", "--env", "local", "--job", "doc-embed", cwd=repo, timeout=300)
     assert result.returncode == 1, result.stdout
     assert "BatchJobMemoryCritical" in result.stdout and "FAILED" in result.stdout
+
+
+def test_an_annotations_template_missing_an_alert_is_a_clear_error(tmp_path: Path) -> None:
+    """A copy of the annotations template from an older memprov lacks the newer alerts: say which."""
+    repo = example_repo(tmp_path)
+    shipped = (ROOT / "templates" / "prometheus" / "annotations.yaml.j2").read_text()
+    kept, skip = [], False
+    for line in shipped.splitlines():
+        if not line.startswith(" "):
+            skip = line.startswith("BatchJobMemoryTimeToOOMWarning:")
+        if not skip:
+            kept.append(line)
+    (repo / "templates" / "prometheus").mkdir(parents=True)
+    (repo / "templates" / "prometheus" / "annotations.yaml.j2").write_text("\n".join(kept) + "\n")
+    result = memprov("render", "--env", "local", "--out", str(tmp_path / "out"), cwd=repo)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "prometheus/annotations.yaml.j2: no summary/description for BatchJobMemoryTimeToOOMWarning" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_time_to_oom_warning_tier_is_optional_and_must_be_the_longer_horizon(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    spec = repo / "memprov.yaml"
+    text = spec.read_text()
+    spec.write_text(text.replace("time_to_oom: {horizon: 30m}", "time_to_oom: {horizon: 30m, warning_horizon: 20m}"))
+    result = memprov("validate", cwd=repo)
+    assert result.returncode == 2
+    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "warning_horizon" in t)
+    assert f"memprov.yaml:{line}: defaults.time_to_oom: warning_horizon (20m) must be longer than horizon (30m)" in (
+        result.stderr
+    ), result.stderr
+
+    spec.write_text(text.replace("time_to_oom: {horizon: 30m}", "time_to_oom: {horizon: 30m, warning_horizon: null}"))
+    loaded = load(spec, "local")
+    names = {r.get("alert") for job in loaded.jobs for r in rule_group(loaded, job)["rules"]}
+    assert "BatchJobMemoryTimeToOOM" in names and "BatchJobMemoryTimeToOOMWarning" not in names

@@ -90,7 +90,7 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
         b.timeseries(
             "Predicted time to OOM (worst instance)",
             "Shortest predicted time to the limit among each job's instances."
-            + (f" Alerts fire below {format_duration(horizon)}." if horizon else ""),
+            + (f" The critical alert fires below {format_duration(horizon)}." if horizon else ""),
             [b.target(f"min by (memprov_job) ({s.TIME_TO_OOM}{isel})", "{{memprov_job}}")],
             b.pos(12, y + 1, 12, 8),
             "s",

@@ -184,7 +184,7 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
     legend = "{{" + "}} {{".join(src.group_by[1:] or src.group_by) + "}}"
     limit_steps = steps(("orange", job.warning_bytes), ("red", job.critical_bytes))
     ratio_steps = steps(("orange", job.warning_ratio), ("red", job.critical_ratio))
-    horizon = job.time_to_oom.horizon
+    horizon, warn_horizon = job.time_to_oom.horizon, job.time_to_oom.warning_horizon
     blue_band = [color("blue"), prop("custom.lineWidth", 1), DASHED]
     panels = [
         b.row("Memory against the limit", 0),
@@ -275,15 +275,27 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.timeseries(
             "Predicted time to OOM",
-            f"Time until each instance reaches its limit at the current trough velocity; the alert fires below "
-            f"{format_duration(horizon)} (shaded).",
+            f"Time until each instance reaches its limit at the current trend of its troughs; the critical "
+            f"alert fires below {format_duration(horizon)} (red)"
+            + (
+                f", the warning below {format_duration(warn_horizon)} (orange) when the troughs also grow over "
+                f"{job.time_to_oom.warning_factor:g}x faster than usual."
+                if warn_horizon
+                else "."
+            ),
             [b.target(f"{s.TIME_TO_OOM}{isel}", legend, "A")],
             b.pos(8, 15, 8, 8),
             "s",
-            [{"color": "red", "value": None}, {"color": "green", "value": horizon}],
+            [{"color": "red", "value": None}, {"color": "green", "value": horizon}]
+            if not warn_horizon
+            else [
+                {"color": "red", "value": None},
+                {"color": "orange", "value": horizon},
+                {"color": "green", "value": warn_horizon},
+            ],
             "dashed+area",
             defaults={"min": 0},
-            custom={"axisSoftMax": 4 * horizon},
+            custom={"axisSoftMax": max(4 * horizon, 1.5 * (warn_horizon or 0))},
         ),
         b.timeseries(
             "Anomaly z-score",

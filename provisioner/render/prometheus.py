@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner.errors import Problem, SpecError
 from provisioner.names import MANAGED_BY
 from provisioner.render import series as s
 from provisioner.render.templating import render_data
@@ -25,7 +26,7 @@ from provisioner.units import format_duration, format_size
 ALERTS = {  # kind -> alert names, in rendering order
     "usage": ("BatchJobMemoryWarning", "BatchJobMemoryCritical"),
     "growth": ("BatchJobMemoryGrowthFast",),
-    "time_to_oom": ("BatchJobMemoryTimeToOOM",),
+    "time_to_oom": ("BatchJobMemoryTimeToOOMWarning", "BatchJobMemoryTimeToOOM"),
     "baseline": ("BatchJobMemoryAboveBaseline",),
     "anomaly": ("BatchJobMemoryAnomaly",),
     "oom_killed": ("BatchJobOOMKilled",),
@@ -34,6 +35,20 @@ JOB_VELOCITY = "memprov:job_memory_trough_velocity:bytes_per_second"
 HIST_MEAN = "memprov:job_memory_history_mean:bytes"
 HIST_SD = "memprov:job_memory_history_stddev:bytes"
 HISTORY = "14d"  # history used when the spec gives no baseline
+ANNOTATIONS = "prometheus/annotations.yaml.j2"
+KEEP_USAGE = 300.0  # keep_firing_for of the usage alerts: a sawtooth dipping under the line is not a recovery
+KEEP_TREND = 600.0  # ... of the trend alerts (growth, time to OOM): a slope estimate wobbles
+KEEP_ANOMALY = 600.0
+
+
+def growth_floor(job: ResolvedJob) -> float:
+    """Bytes per second below which growth never alerts: ``growth.min_velocity``, or the limit per 6 hours.
+
+    Slower growth is what the time-to-OOM warning tier is for; below this, for a job that usually
+    barely grows, "3x faster than usual" is within the noise of the slope.
+    """
+    g = job.growth
+    return (g.min_velocity if g.min_velocity is not None else job.limit / 360) / 60
 
 
 def group_name(spec: ResolvedSpec, job: ResolvedJob) -> str:
@@ -58,7 +73,18 @@ class _Rules:
         self.sel = "{" + ", ".join(f'{k}="{v}"' for k, v in self.labels.items()) + "}"
         self.by = ", ".join(job.sources.group_by)
         self.trough = _dur(job.trough_window)
-        self.texts = render_data("prometheus/annotations.yaml.j2", spec.base_dir / "templates", **_context(job))
+        self.texts = render_data(ANNOTATIONS, spec.base_dir / "templates", **_context(job))
+        missing = [n for n in alert_names(job) if not isinstance(self.texts, dict) or n not in self.texts]
+        if missing:  # a copy of the template from an older memprov, most likely
+            raise SpecError(
+                [
+                    Problem(
+                        f"no summary/description for {', '.join(missing)}; add an entry per alert "
+                        "(see the template memprov ships, or `memprov init` a scratch directory to get a copy)",
+                        ANNOTATIONS,
+                    )
+                ]
+            )
 
     def ref(self, name: str) -> str:
         return f"{name}{self.sel}"
@@ -80,11 +106,12 @@ class _Rules:
             self.record(s.RATIO, f"{self.ref(s.WS)}\n  / on ({self.by}) group_left\n{self.ref(s.LIMIT)}"),
             self.record(s.TROUGH, f"min_over_time({self.ref(s.WS)}[{self.trough}])"),
             self.record(s.VELOCITY, f"deriv({self.ref(s.TROUGH)}[{_dur(job.growth.window)}])"),
+            self.record(s.TREND, f"deriv({self.ref(s.TROUGH)}[{_dur(job.time_to_oom.window)}])"),
             self.record(  # headroom from the sawtooth's estimated peak (2 x mean - floor): robust to spikes
                 s.TIME_TO_OOM,
                 f"(\n  {self.ref(s.LIMIT)}\n    - on ({self.by}) group_right()\n"
                 f"  (2 * avg_over_time({self.ref(s.WS)}[{self.trough}]) - {self.ref(s.TROUGH)})\n)\n"
-                f"/ ({self.ref(s.VELOCITY)} > 0)",
+                f"/ ({self.ref(s.TREND)} > 0)",
             ),
             self.record(s.JOB_WS, f"max by (memprov_job, memprov_env) ({self.ref(s.WS)})"),
             self.record(JOB_VELOCITY, f"max by (memprov_job, memprov_env) ({self.ref(s.VELOCITY)})"),
@@ -143,12 +170,19 @@ class _Rules:
         rule["annotations"] = {**context_annotations(self.spec, self.job, scope), **self.texts[name]}
         return rule
 
-    def settled(self) -> str:
-        """True for instances older than warm-up + slope window: the model-load ramp is over."""
+    def settled(self, window: float) -> str:
+        """True for instances older than warm-up + trough + slope ``window``: the model-load ramp is over."""
         job = self.job
-        age = job.growth.warmup + job.growth.window + job.trough_window
+        age = job.growth.warmup + window + job.trough_window
         samples = _num(0.9 * age / self.spec.evaluation_interval)
         return f"count_over_time({self.ref(s.WS)}[{_dur(age)}]) >= {samples}"
+
+    def faster(self, velocity: str, factor: float) -> str:
+        """``velocity`` more than ``factor`` times the job's usual velocity (value: the ratio)."""
+        return (
+            f"{self.ref(velocity)}\n  / on (memprov_job, memprov_env) group_left\n"
+            f"clamp_min({self.ref(s.BASELINE_VELOCITY)}, 1)\n  > {_num(factor)}"
+        )
 
     def alerts(self) -> list[dict[str, Any]]:
         job, out = self.job, []
@@ -157,21 +191,28 @@ class _Rules:
                 ("warning", job.warning_ratio, job.usage.warning_for, "BatchJobMemoryWarning"),
                 ("critical", job.critical_ratio, job.usage.critical_for, "BatchJobMemoryCritical"),
             ):
-                out.append(self.alert(name, "usage", severity, f"{self.ref(s.RATIO)} > {_num(ratio)}", hold, 60))
+                expr = f"{self.ref(s.RATIO)} > {_num(ratio)}"
+                out.append(self.alert(name, "usage", severity, expr, hold, KEEP_USAGE))
         if job.growth.enabled:
             g = job.growth
-            floor = (g.min_velocity if g.min_velocity is not None else job.limit / 360) / 60
             expr = (  # value: how many times the usual velocity
-                f"{self.ref(s.VELOCITY)}\n  / on (memprov_job, memprov_env) group_left\n"
-                f"clamp_min({self.ref(s.BASELINE_VELOCITY)}, 1)\n  > {_num(g.factor)}\n"
-                f"and {self.ref(s.VELOCITY)} > {_num(floor)}\n"
-                f"and on ({self.by}) ({self.settled()})"
+                f"{self.faster(s.VELOCITY, g.factor)}\n"
+                f"and {self.ref(s.VELOCITY)} > {_num(growth_floor(job))}\n"
+                f"and on ({self.by}) ({self.settled(g.window)})"
             )
-            out.append(self.alert("BatchJobMemoryGrowthFast", "growth", "warning", expr, g.for_, 300))
+            out.append(self.alert("BatchJobMemoryGrowthFast", "growth", "warning", expr, g.for_, KEEP_TREND))
         if job.time_to_oom.enabled:
             t = job.time_to_oom
-            expr = f"{self.ref(s.TIME_TO_OOM)} < {_num(t.horizon)}\nand on ({self.by}) ({self.settled()})"
-            out.append(self.alert("BatchJobMemoryTimeToOOM", "time_to_oom", "critical", expr, t.for_, 300))
+            settled = f"and on ({self.by}) ({self.settled(t.window)})"
+            if t.warning_horizon is not None:  # value: the predicted time to OOM, in seconds
+                expr = (
+                    f"{self.ref(s.TIME_TO_OOM)} < {_num(t.warning_horizon)}\n"
+                    f"and on ({self.by}) ({self.faster(s.TREND, t.warning_factor)})\n{settled}"
+                )
+                name = "BatchJobMemoryTimeToOOMWarning"
+                out.append(self.alert(name, "time_to_oom", "warning", expr, t.warning_for, KEEP_TREND))
+            expr = f"{self.ref(s.TIME_TO_OOM)} < {_num(t.horizon)}\n{settled}"
+            out.append(self.alert("BatchJobMemoryTimeToOOM", "time_to_oom", "critical", expr, t.for_, KEEP_TREND))
         if job.baseline_alert.enabled:
             b = job.baseline_alert
             expr = (
@@ -181,8 +222,9 @@ class _Rules:
             out.append(self.alert("BatchJobMemoryAboveBaseline", "baseline", "warning", expr, b.for_, 300))
         if job.anomaly.enabled:
             a = job.anomaly
-            expr = f"{self.ref(s.ZSCORE)} > {_num(a.zscore)}"
-            out.append(self.alert("BatchJobMemoryAnomaly", "anomaly", "warning", expr, a.for_, 600))
+            # only while the job runs: the window's average outlives the run by ``anomaly.window``
+            expr = f"{self.ref(s.ZSCORE)} > {_num(a.zscore)}\nand on (memprov_job, memprov_env) {self.ref(s.JOB_WS)}"
+            out.append(self.alert("BatchJobMemoryAnomaly", "anomaly", "warning", expr, a.for_, KEEP_ANOMALY))
         out += self._oom_killed()
         return out
 
@@ -265,6 +307,8 @@ def _context(job: ResolvedJob) -> dict[str, Any]:
         "p95_h": format_size(b.peak_p95) + "B" if b and b.peak_p95 else "its usual p95 peak",
         "growth_factor": f"{job.growth.factor:g}",
         "horizon_h": _dur(job.time_to_oom.horizon),
+        "warning_horizon_h": _dur(job.time_to_oom.warning_horizon or job.time_to_oom.horizon),
+        "tto_factor": f"{job.time_to_oom.warning_factor:g}",
         "baseline_factor": f"{job.baseline_alert.factor:g}",
         "zscore": f"{job.anomaly.zscore:g}",
         "weeks": job.anomaly.weeks,

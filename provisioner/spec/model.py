@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from provisioner.spec.merge import Merge
 from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
+from provisioner.units import format_duration
 
 BackendName = Literal["prometheus", "alertmanager", "grafana"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
@@ -113,21 +114,44 @@ class Growth(Strict):
 
     enabled: bool = True
     factor: float = Field(default=3.0, gt=1)
-    window: Duration = 600.0
+    window: Duration = Field(default=900.0, description="the troughs' slope is fitted over this window")
     for_: Duration = Field(default=300.0, alias="for")
     warmup: Duration = Field(default=300.0, description="ignore the model-load ramp at the start of a run")
     min_velocity: Size | None = Field(
-        default=None, description="growth slower than this (bytes per minute) never alerts; default: limit per 6h"
+        default=None,
+        description="growth slower than this (bytes per minute) never alerts; default: the limit per 6 hours",
     )
 
 
 class TimeToOom(Strict):
-    """The trend of the run's troughs reaches the limit within ``horizon``."""
+    """The trend of the run's troughs reaches the limit within ``horizon`` (critical), or within
+    ``warning_horizon`` while growing ``warning_factor`` times faster than usual (warning).
+
+    The warning tier is what catches slow leaks early: a healthy run would in theory also fill
+    its limit in a few hours at its usual velocity, but it ends first, so the warning also asks
+    for growth clearly above the job's usual velocity.
+    """
 
     enabled: bool = True
-    horizon: Duration = 1800.0
-    window: Duration = 900.0
+    horizon: Duration = Field(default=1800.0, description="critical when the limit is reached within this")
+    window: Duration = Field(default=900.0, description="the troughs' trend is fitted over this window")
     for_: Duration = Field(default=120.0, alias="for")
+    warning_horizon: Duration | None = Field(
+        default=14400.0, description="warning when the limit is reached within this (and growth is unusual)"
+    )
+    warning_factor: float = Field(
+        default=1.5, gt=1, description="the warning also needs the troughs to grow this many times faster than usual"
+    )
+    warning_for: Duration = Field(default=600.0, description="how long the warning condition must hold")
+
+    @model_validator(mode="after")
+    def _horizons(self) -> TimeToOom:
+        if self.warning_horizon is not None and self.warning_horizon <= self.horizon:
+            raise ValueError(
+                f"warning_horizon ({format_duration(self.warning_horizon)}) must be longer than horizon "
+                f"({format_duration(self.horizon)}); raise it, or set warning_horizon: null to have no warning tier"
+            )
+        return self
 
 
 class Anomaly(Strict):
@@ -139,7 +163,7 @@ class Anomaly(Strict):
     weeks: int = Field(default=3, ge=1, le=8)
     window: Duration = Field(default=1800.0, description="compare the average over this window")
     min_stddev: float = Field(
-        default=0.075, gt=0, le=1, description="floor of the standard deviation, as a fraction of the usual level"
+        default=0.1, gt=0, le=1, description="floor of the standard deviation, as a fraction of the usual level"
     )
     for_: Duration = Field(default=600.0, alias="for")
 
