@@ -49,24 +49,58 @@ def _yaml(pure: bool = False) -> Any:
     from ruamel.yaml import YAML
 
     try:
-        return YAML(typ="safe", pure=pure)
+        yaml = YAML(typ="safe", pure=pure)
     except Exception:  # pragma: no cover - libyaml missing
-        return YAML(typ="safe", pure=True)
+        yaml = YAML(typ="safe", pure=True)
+    yaml.Resolver = _resolver_class()
+    return yaml
+
+
+_RESOLVER: list[type] = []
+
+
+def _resolver_class() -> type:
+    """ruamel's resolver, which looks up the document's YAML version once instead of at every scalar.
+
+    ``VersionedResolver.versioned_resolver`` finds the version (a ``%YAML`` directive, else the
+    default) through a chain of attribute lookups that fail, for every scalar it resolves. It
+    cannot change within a document (a directive comes before the content, and memprov reads
+    one document per file), so the first answer is kept on the instance, which is made afresh
+    for every :func:`loads`.
+    """
+    if not _RESOLVER:
+        from ruamel.yaml.resolver import VersionedResolver
+
+        class Resolver(VersionedResolver):
+            @property
+            def versioned_resolver(self) -> Any:
+                table = self.__dict__.get("_table_of_this_document")
+                if table is None:
+                    table = self.__dict__["_table_of_this_document"] = super().versioned_resolver
+                return table
+
+        _RESOLVER.append(Resolver)
+    return _RESOLVER[0]
+
+
+_STR_TAG = f"{_CORE}str"
 
 
 class _Walker:
     def __init__(self, file: str, yaml: Any) -> None:
+        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
         self.file = file
         self.lines: dict[Loc, int] = {}
         self.nodes = 0
         self.constructor = yaml.constructor
+        self.kinds = (ScalarNode, SequenceNode, MappingNode)
 
     def fail(self, line: int, path: Loc, message: str) -> SpecError:
         return SpecError([Problem(message, self.file, line, dotted(path))])
 
     def walk(self, node: Any, path: Loc, depth: int) -> Any:
-        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
+        scalar_node, sequence_node, mapping_node = self.kinds
         self.nodes += 1
         line = node.start_mark.line + 1
         if self.nodes > MAX_NODES:
@@ -79,20 +113,22 @@ class _Walker:
         if depth > MAX_DEPTH:
             raise self.fail(line, path, f"nesting deeper than {MAX_DEPTH} levels; flatten the document")
         self.lines.setdefault(path, line)
-        allowed = SCALAR_TAGS if isinstance(node, ScalarNode) else {MAPPING_TAG, SEQUENCE_TAG}
-        if node.tag not in allowed:
-            tag = node.tag.replace(_CORE, "!!")
+        node_tag = node.tag  # a property that builds the text each time: read once
+        is_scalar = isinstance(node, scalar_node)
+        if node_tag not in (SCALAR_TAGS if is_scalar else _COLLECTION_TAGS):
+            tag = node_tag.replace(_CORE, "!!")
             raise self.fail(line, path, f"tag '{tag}' is not allowed; memprov reads plain YAML only (no custom tags)")
-        if isinstance(node, ScalarNode):
-            return self.scalar(node, path)
-        if isinstance(node, SequenceNode):
+        if is_scalar:
+            return self.scalar(node, node_tag, path)
+        if isinstance(node, sequence_node):
             return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, MappingNode):
+        if isinstance(node, mapping_node):
             out: dict[str, Any] = {}
             first: dict[str, int] = {}
             for key_node, value_node in node.value:
                 kline = key_node.start_mark.line + 1
-                if key_node.tag == MERGE_TAG:
+                key_tag = key_node.tag
+                if key_tag == MERGE_TAG:
                     merged = self.walk(value_node, path, depth + 1)
                     for src in merged if isinstance(merged, list) else [merged]:
                         if not isinstance(src, dict):
@@ -100,12 +136,12 @@ class _Walker:
                         for k, v in src.items():
                             out.setdefault(k, v)
                     continue
-                if not isinstance(key_node, ScalarNode):
+                if not isinstance(key_node, scalar_node):
                     raise self.fail(kline, path, "keys must be plain strings, not lists or mappings")
-                if key_node.tag not in SCALAR_TAGS:
-                    tag = str(key_node.tag).replace(_CORE, "!!")
+                if key_tag not in SCALAR_TAGS:
+                    tag = str(key_tag).replace(_CORE, "!!")
                     raise self.fail(kline, path, f"tag '{tag}' is not allowed on a key")
-                key = self.scalar(key_node, path)
+                key = self.scalar(key_node, key_tag, path)
                 if not isinstance(key, str):
                     raise self.fail(
                         kline, path, f'key {key_node.value} must be a string; quote it ("{key_node.value}")'
@@ -117,20 +153,29 @@ class _Walker:
                         f"duplicate key '{key}' (first defined at line {first[key]}); keep only one",
                     )
                 first[key] = kline
-                self.lines[(*path, key)] = kline
-                out[key] = self.walk(value_node, (*path, key), depth + 1)
-                self.lines[(*path, key)] = kline
+                sub = (*path, key)
+                self.lines[sub] = kline
+                out[key] = self.walk(value_node, sub, depth + 1)
+                self.lines[sub] = kline
             return out
         raise self.fail(line, path, f"unsupported YAML node {type(node).__name__}")  # pragma: no cover
 
-    def scalar(self, node: Any, path: Loc) -> Any:
+    def scalar(self, node: Any, tag: str, path: Loc) -> Any:
         """A plain value; dates stay text (no spec field is a date, and ``2026-11-01`` is a fine version)."""
-        if node.tag == TIMESTAMP_TAG:
+        if tag == _STR_TAG:
+            return node.value  # what the constructor returns for a string
+        if tag == TIMESTAMP_TAG:
             return str(node.value)
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, TypeError, OverflowError) as e:
             raise self.fail(node.start_mark.line + 1, path, f"cannot read {node.value[:40]!r}: {e}") from None
+        except KeyError:  # !!bool on a word that is not one
+            what = f"not a {tag.replace(_CORE, '!!')} value"
+            raise self.fail(node.start_mark.line + 1, path, f"cannot read {node.value[:40]!r}: {what}") from None
+
+
+_COLLECTION_TAGS = frozenset({MAPPING_TAG, SEQUENCE_TAG})
 
 
 def _mib(n: int) -> str:

@@ -139,6 +139,15 @@ def test_standard_tags_and_dates_are_plain_values() -> None:
 
 def test_a_standard_tag_on_a_wrong_value_is_located() -> None:
     assert error("a: 1\nb: !!int abc\n").startswith("f.yaml:2: ")
+    assert error("a: 1\nb: !!bool x\n") == "f.yaml:2: b: cannot read 'x': not a !!bool value"
+
+
+def test_yaml_version_directive_and_repeated_reads_resolve_alike() -> None:
+    text = "a: yes\nb: 0o17\nc: 1e3\nd: true\ne: ~\nf: 2026-11-30\ng: !!str 1\n"
+    expected = {"a": "yes", "b": 15, "c": 1000.0, "d": True, "e": None, "f": "2026-11-30", "g": "1"}
+    for _ in range(3):  # each read finds the document's version afresh
+        assert loads(text, "f.yaml").data == expected
+    assert loads("%YAML 1.2\n---\n" + text, "f.yaml").data == expected
 
 
 def test_nesting_is_limited() -> None:
