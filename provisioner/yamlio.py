@@ -352,8 +352,9 @@ def _build_fast_dumper() -> Any:
             chars: list[str | None] = list(first) if first is not None else [None]
             for ch in chars:
                 by_first.setdefault(ch, []).append((tag, regexp))
-    anywhere = tuple(by_first.pop(None, []))
-    resolvers = {ch: (*found, *anywhere) for ch, found in by_first.items()}
+    # ruamel's patterns are lazy wrappers that look every attribute up again: keep the bound matches
+    anywhere = tuple((tag, regexp.match) for tag, regexp in by_first.pop(None, []))
+    resolvers = {ch: (*((tag, regexp.match) for tag, regexp in found), *anywhere) for ch, found in by_first.items()}
 
     class Emitter(CEmitter):  # type: ignore[misc]
         def __init__(self, stream: io.StringIO) -> None:
@@ -362,8 +363,8 @@ def _build_fast_dumper() -> Any:
         def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
             if kind is scalar_node:
                 if implicit[0]:
-                    for tag, regexp in resolvers.get(value[:1], anywhere):
-                        if regexp.match(value):
+                    for tag, match in resolvers.get(value[:1], anywhere):
+                        if match(value):
                             return tag
                 return str_tag
             return seq_tag if kind is sequence_node else map_tag

@@ -84,11 +84,11 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain_dict(node: dict[Any, Any]) -> dict[str, Any]:
-    if any(type(k) is not str for k in node):
-        return _plain_pairs([(_json_key(k), v) for k, v in sorted(node.items(), key=_first)])
     keep_null = len(node) == 2 and "color" in node and "value" in node
     out: dict[str, Any] = {}
     for k in sorted(node):
+        if type(k) is not str:
+            return _plain_pairs([(_json_key(k), v) for k, v in sorted(node.items(), key=_first)])
         v = node[k]
         if type(v) not in _SCALARS:
             v = plain(v)
