@@ -184,6 +184,90 @@ def test_rules(
     _run(ctx, "test", env=env, out=out, jobs=job or [])
 
 
+PrometheusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prometheus",
+        metavar="URL",
+        help="a Prometheus-compatible API (Prometheus, Mimir, Thanos); token from MEMPROV_PROMETHEUS_TOKEN",
+    ),
+]
+SeriesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--series", metavar="PATH", help="OpenMetrics files (or directories of them, .gz too) to backfill"),
+]
+HeaderOpt = Annotated[
+    list[str] | None, typer.Option("--header", metavar="'NAME: VALUE'", help="extra HTTP header, e.g. X-Scope-OrgID")
+]
+SinceOpt = Annotated[str, typer.Option("--since", help="how far back: a duration such as 30d or 2w")]
+JobsOpt = Annotated[list[str] | None, typer.Option("--job", "-j", help="only these jobs")]
+
+
+@app.command()
+def baseline(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    since: SinceOpt = "30d",
+    prometheus: PrometheusOpt = None,
+    series: SeriesOpt = None,
+    runs: Annotated[
+        Path | None, typer.Option("--runs", metavar="FILE", help="CSV/JSON of runs: job,start,end,peak[,outcome]")
+    ] = None,
+    header: HeaderOpt = None,
+    job: JobsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print, do not write baselines/<env>.yaml")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+) -> None:
+    """Peaks (p50/p95/p99/max), usual growth and proposed thresholds from past runs; writes baselines/<env>.yaml."""
+    _run(
+        ctx,
+        "baseline",
+        env=env,
+        since=since,
+        prometheus=prometheus,
+        series=series or [],
+        runs=runs,
+        headers=header or [],
+        jobs=job or [],
+        dry_run=dry_run,
+        fmt=fmt.value,
+    )
+
+
+@app.command()
+def backtest(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    since: SinceOpt = "30d",
+    prometheus: PrometheusOpt = None,
+    series: SeriesOpt = None,
+    header: HeaderOpt = None,
+    job: JobsOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", metavar="REV", help="compare with the rules at this git revision")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", metavar="DIR", help="write a PNG per job (needs matplotlib)", file_okay=False),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+) -> None:
+    """When each alert would have fired on past runs, evaluated by Prometheus: lead before OOM kills, false alarms."""
+    _run(
+        ctx,
+        "backtest",
+        env=env,
+        since=since,
+        prometheus=prometheus,
+        series=series or [],
+        headers=header or [],
+        jobs=job or [],
+        against=against,
+        plot=plot,
+        fmt=fmt.value,
+    )
+
+
 @app.command()
 def preview(
     ctx: typer.Context,

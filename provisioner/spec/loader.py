@@ -196,8 +196,11 @@ def _locate(path: Loc, msg: str, where: dict[Loc, Where], fallback: str) -> Prob
     return Problem(msg, fallback, None, dotted(path))
 
 
-def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
-    """Load, merge, validate and resolve the spec for one environment."""
+def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> ResolvedSpec:
+    """Load, merge, validate and resolve the spec for one environment.
+
+    ``baselines=False`` ignores ``baselines/<env>.yaml`` (``memprov baseline`` replaces it).
+    """
     spec_file = Path(spec_file)
     base_dir = spec_file.parent
     if not spec_file.exists():
@@ -231,7 +234,7 @@ def load(spec_file: Path, env: str = DEFAULT_ENV) -> ResolvedSpec:
     problems: list[Problem] = []
 
     baseline_file = base_dir / "baselines" / f"{env}.yaml"
-    if baseline_file.exists():
+    if baselines and baseline_file.exists():
         bdoc = _read(baseline_file, str(baseline_file.relative_to(base_dir)))
         sources.append(bdoc.file)
         overlay_jobs, bprobs = _baselines(bdoc)

@@ -1,0 +1,256 @@
+"""``memprov backtest``: when the rendered alerts would have fired on history, per job and alert;
+``--against REV`` puts another git revision's rules next to the working tree's."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from provisioner import history
+from provisioner.backtest import JobResult, backtest
+from provisioner.cli.console import Console
+from provisioner.errors import EXIT_OK, OperationError, UsageError
+from provisioner.render.prometheus import rule_group
+from provisioner.spec.loader import load
+from provisioner.spec.resolved import ResolvedSpec
+from provisioner.units import format_duration, parse_duration
+
+
+def run(
+    *,
+    spec: Path,
+    color: bool | None,
+    env: str,
+    since: str,
+    prometheus: str | None,
+    series: list[Path],
+    headers: list[str],
+    jobs: list[str],
+    against: str | None,
+    plot: Path | None,
+    fmt: str,
+) -> int:
+    resolved = load(spec, env)
+    try:
+        window = parse_duration(since)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+    source = history.source_of(prometheus, series, None, headers, runs_ok=False)
+    known = [j.id for j in resolved.jobs_using("prometheus")]
+    unknown = [j for j in jobs if j not in known]
+    if unknown:
+        raise UsageError(f"unknown job(s) {', '.join(unknown)}; jobs with Prometheus rules: {', '.join(known)}")
+    selected = [j for j in resolved.jobs_using("prometheus") if not jobs or j.id in jobs]
+    if not selected:
+        raise UsageError(f"no job renders Prometheus rules in {env}; nothing to backtest")
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401 - only to say clearly that it is missing, before any work
+        except ImportError:
+            raise UsageError("--plot needs matplotlib; install it with: pip install 'memprov[preview]'") from None
+    other = _other_groups(resolved, against, env) if against else None
+    console = Console(color=color)
+    with history.open_querier(source, resolved.scrape_interval) as (prom, first, last):
+        end = last
+        start = max(first, last - window)
+        results = backtest(prom, resolved, selected, start, end)
+        before = backtest(prom, resolved, selected, start, end, groups=other) if other is not None else None
+        if plot is not None:
+            from provisioner.backtest_plot import render
+
+            for job, result in zip(selected, results, strict=True):
+                memory = prom.query_range(history.queries(resolved, job)["peak"], start, end, history.STEP)
+                plot.mkdir(parents=True, exist_ok=True)
+                (plot / f"{job.id}.png").write_bytes(render(job, result, memory, start, end))
+    meta = {
+        "env": env,
+        "source": source.describe(),
+        "window": [start, end],
+        "window_text": f"{format_duration(round(end - start))} up to {_iso(end)}",
+        "against": against,
+    }
+    if fmt == "json":
+        console.raw(json.dumps(_as_json(meta, results, before), indent=2) + "\n")
+    else:
+        console.raw(_report(meta, results, before, markdown=fmt == "markdown"))
+        if plot is not None:
+            console.line(f"Plots: {', '.join(str(plot / f'{j.id}.png') for j in selected)}", "dim")
+    return EXIT_OK
+
+
+def _other_groups(resolved: ResolvedSpec, rev: str, env: str) -> dict[str, dict[str, Any]]:
+    """The rule groups of the spec as it is at git revision ``rev`` (same environment)."""
+    base = resolved.spec_file.parent.resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(["git", "-C", str(base), *args], capture_output=True, timeout=60)
+        except FileNotFoundError:
+            raise UsageError("--against needs git on PATH") from None
+
+    prefix = git("rev-parse", "--show-prefix")
+    if prefix.returncode != 0:
+        raise UsageError(f"--against {rev}: {base} is not in a git repository")
+    if git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise UsageError(f"--against {rev}: no such revision (try a branch, tag or commit, e.g. main or HEAD~1)")
+    sub = prefix.stdout.decode().strip()
+    paths = [f"{sub}{p}" for p in ("memprov.yaml", "environments", "baselines", "templates")]
+    listed = git("ls-tree", "--name-only", rev, "--", *paths)
+    present = listed.stdout.decode().split()
+    if f"{sub}memprov.yaml" not in present:
+        raise UsageError(f"--against {rev}: {sub}memprov.yaml does not exist at that revision")
+    with tempfile.TemporaryDirectory(prefix="memprov-against-") as tmp:
+        archive = git("archive", "--format=tar", rev, "--", *present)
+        if archive.returncode != 0:
+            raise OperationError(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+        with tarfile.open(fileobj=_bytes(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            old = load(Path(tmp) / sub / resolved.spec_file.name, env)
+        except UsageError as e:
+            raise UsageError(f"--against {rev}: {e}") from None
+        return {job.id: rule_group(old, job) for job in old.jobs_using("prometheus")}
+
+
+def _bytes(data: bytes) -> Any:
+    import io
+
+    return io.BytesIO(data)
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.0f}"
+
+
+def _rate(r: JobResult) -> str:
+    rate = r.false_alarm_rate
+    return "—" if rate is None else f"{rate:.1f} ({r.false_alarms} in {r.healthy_runs})"
+
+
+def _summary(results: list[JobResult]) -> dict[str, Any]:
+    ooms = [o for r in results for o in r.ooms]
+    leads = [o.lead for o in ooms if o.lead is not None]
+    healthy = sum(r.healthy_runs for r in results)
+    false = sum(r.false_alarms for r in results)
+    return {
+        "runs": sum(len(r.runs) for r in results),
+        "ooms": len(ooms),
+        "caught": len(leads),
+        "median_lead_minutes": statistics.median(leads) / 60 if leads else None,
+        "false_alarms": false,
+        "false_alarms_per_100_runs": 100 * false / healthy if healthy else None,
+        "flaps": sum(r.flaps for r in results),
+    }
+
+
+def _table(rows: list[list[str]], head: list[str], markdown: bool) -> str:
+    if markdown:
+        return "\n".join(
+            ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResult] | None, *, markdown: bool) -> str:
+    h = "### " if markdown else ""
+    out = [f"{h}Backtest of {meta['env']}: {meta['source']}, {meta['window_text']}", ""]
+    head = ["job", "runs", "OOM kills", "caught", "median lead (min)", "false alarms / 100 runs", "flaps"]
+    rows = [
+        [
+            r.job,
+            str(len(r.runs)),
+            str(len(r.ooms)),
+            f"{r.caught}/{len(r.ooms)}",
+            _minutes(r.median_lead),
+            _rate(r),
+            str(r.flaps),
+        ]
+        for r in results
+    ]
+    out += [_table(rows, head, markdown), ""]
+    if before is not None:
+        now, then = _summary(results), _summary(before)
+        out += [f"{h}This tree against {meta['against']}", ""]
+        rows = [
+            [
+                label,
+                _fmt_value(then[key], unit),
+                _fmt_value(now[key], unit),
+                _verdict(then[key], now[key], better),
+            ]
+            for label, key, unit, better in (
+                ("OOM kills caught", "caught", "", "higher"),
+                ("median lead (min)", "median_lead_minutes", ".0f", "higher"),
+                ("false alarms / 100 runs", "false_alarms_per_100_runs", ".2f", "lower"),
+                ("flaps", "flaps", "", "lower"),
+            )
+        ]
+        out += [_table(rows, ["", str(meta["against"]), "this tree", ""], markdown), ""]
+    out += [f"{h}Alerts", ""]
+    head = ["job", "alert", "severity", "episodes", "runs fired on", "first before an OOM", "false alarms", "flaps"]
+    rows = [
+        [r.job, a.alert, a.severity, *map(str, (a.episodes, a.runs_fired, a.first, a.false_alarms, a.flaps))]
+        for r in results
+        for a in r.alerts.values()
+    ]
+    out += [_table(rows, head, markdown), ""]
+    ooms = [(r.job, o) for r in results for o in r.ooms]
+    if ooms:
+        out += [f"{h}OOM kills", ""]
+        rows = [[job, o.run, _iso(o.at), o.first_alert or "none before the OOM", _minutes(o.lead)] for job, o in ooms]
+        out += [_table(rows, ["job", "run", "killed at", "first alert", "lead (min)"], markdown), ""]
+    out.append(
+        "An OOM kill is a run that ended at its limit. False alarms: warning or critical episodes on runs that "
+        "finished without one."
+    )
+    return "\n".join(out) + "\n"
+
+
+def _fmt_value(value: Any, unit: str) -> str:
+    if value is None:
+        return "—"
+    return format(value, unit) if unit else str(value)
+
+
+def _verdict(then: Any, now: Any, better: str) -> str:
+    if then is None or now is None or then == now:
+        return "same" if then == now else ""
+    improved = now > then if better == "higher" else now < then
+    return "better" if improved else "worse"
+
+
+def _as_json(meta: dict[str, Any], results: list[JobResult], before: list[JobResult] | None) -> dict[str, Any]:
+    def one(rs: list[JobResult]) -> dict[str, Any]:
+        return {
+            "summary": _summary(rs),
+            "jobs": [
+                {
+                    "job": r.job,
+                    "runs": [
+                        {"run": x.name, "start": x.start, "end": x.end, "peak": x.peak, "oom": x.oom} for x in r.runs
+                    ],
+                    "ooms": [o.__dict__ for o in r.ooms],
+                    "alerts": [a.__dict__ for a in r.alerts.values()],
+                    "episodes": [
+                        {"alert": e.alert, "labels": e.label, "start": e.start, "end": e.end} for e in r.episodes
+                    ],
+                }
+                for r in rs
+            ],
+        }
+
+    return {**meta, "this_tree": one(results), "against_rev": one(before) if before is not None else None}
