@@ -184,3 +184,17 @@ def test_the_shipped_example_history(tmp_path: Path) -> None:
         ok = [r for r in truth if r["job"] == job and r["oom"] is None]
         assert b["runs"] == len(ok) and b["failed"] == sum(1 for r in truth if r["job"] == job) - len(ok)
     assert data["clv-daily"]["velocity_per_minute"] == pytest.approx(18 * MI, rel=0.1)
+
+
+def test_a_gap_in_one_instance_starts_a_new_run(prometheus_with: object, repo: Path) -> None:
+    """The same pod name two days apart (a re-run under the same name) is two runs, not one."""
+    first, second = trace(0, "healthy"), trace(2, "healthy", scale=1.1)
+    second.pod = first.pod
+    prom = prometheus_with(series_of([first, second]), lookback_delta="45s")  # type: ignore[operator]
+    spec = load(repo / "memprov.yaml", "local", baselines=False)
+    job = next(j for j in spec.jobs if j.id == "clv-daily")
+    runs = read_runs(prom, spec, job, T0 - 3600, T0 + 3 * DAY)
+    assert [(r.name, r.start, r.end, r.peak) for r in runs] == [
+        (f"batch/{first.pod}/clv-scorer", first.samples[0][0], first.end, first.peak),
+        (f"batch/{first.pod}/clv-scorer", second.samples[0][0], second.end, second.peak),
+    ]
