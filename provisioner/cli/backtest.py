@@ -13,12 +13,13 @@ from typing import Any
 
 from provisioner import history
 from provisioner.backtest import JobResult, backtest
+from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
 from provisioner.cli.console import Console
 from provisioner.errors import EXIT_OK, OperationError, UsageError
 from provisioner.render.prometheus import rule_group
 from provisioner.spec.loader import load
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.units import format_duration, parse_duration
+from provisioner.units import format_duration
 
 
 def run(
@@ -36,16 +37,9 @@ def run(
     fmt: str,
 ) -> int:
     resolved = load(spec, env)
-    try:
-        window = parse_duration(since)
-    except ValueError as e:
-        raise UsageError(f"--since: {e}") from None
+    window = parse_since(since)
     source = history.source_of(prometheus, series, None, headers, runs_ok=False)
-    known = [j.id for j in resolved.jobs_using("prometheus")]
-    unknown = [j for j in jobs if j not in known]
-    if unknown:
-        raise UsageError(f"unknown job(s) {', '.join(unknown)}; jobs with Prometheus rules: {', '.join(known)}")
-    selected = [j for j in resolved.jobs_using("prometheus") if not jobs or j.id in jobs]
+    selected = select_jobs(resolved.jobs_using("prometheus"), jobs, "jobs with Prometheus rules")
     if not selected:
         raise UsageError(f"no job renders Prometheus rules in {env}; nothing to backtest")
     if plot is not None:
@@ -71,7 +65,7 @@ def run(
         "env": env,
         "source": source.describe(),
         "window": [start, end],
-        "window_text": f"{format_duration(round(end - start))} up to {_iso(end)}",
+        "window_text": f"{format_duration(round(end - start))} up to {iso_minutes(end)}",
         "against": against,
     }
     if fmt == "json":
@@ -123,12 +117,6 @@ def _bytes(data: bytes) -> Any:
     return io.BytesIO(data)
 
 
-def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.0f}"
 
@@ -154,17 +142,6 @@ def _summary(results: list[JobResult]) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[list[str]], head: list[str], markdown: bool) -> str:
-    if markdown:
-        return "\n".join(
-            ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-        )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResult] | None, *, markdown: bool) -> str:
     h = "### " if markdown else ""
     out = [f"{h}Backtest of {meta['env']}: {meta['source']}, {meta['window_text']}", ""]
@@ -181,7 +158,7 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
         ]
         for r in results
     ]
-    out += [_table(rows, head, markdown), ""]
+    out += [table(rows, head, markdown), ""]
     if before is not None:
         now, then = _summary(results), _summary(before)
         out += [f"{h}This tree against {meta['against']}", ""]
@@ -199,7 +176,7 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
                 ("flaps", "flaps", "", "lower"),
             )
         ]
-        out += [_table(rows, ["", str(meta["against"]), "this tree", ""], markdown), ""]
+        out += [table(rows, ["", str(meta["against"]), "this tree", ""], markdown), ""]
     out += [f"{h}Alerts", ""]
     head = ["job", "alert", "severity", "episodes", "runs fired on", "first before an OOM", "false alarms", "flaps"]
     rows = [
@@ -207,12 +184,14 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
         for r in results
         for a in r.alerts.values()
     ]
-    out += [_table(rows, head, markdown), ""]
+    out += [table(rows, head, markdown), ""]
     ooms = [(r.job, o) for r in results for o in r.ooms]
     if ooms:
         out += [f"{h}OOM kills", ""]
-        rows = [[job, o.run, _iso(o.at), o.first_alert or "none before the OOM", _minutes(o.lead)] for job, o in ooms]
-        out += [_table(rows, ["job", "run", "killed at", "first alert", "lead (min)"], markdown), ""]
+        rows = [
+            [job, o.run, iso_minutes(o.at), o.first_alert or "none before the OOM", _minutes(o.lead)] for job, o in ooms
+        ]
+        out += [table(rows, ["job", "run", "killed at", "first alert", "lead (min)"], markdown), ""]
     out.append(
         "An OOM kill is a run that ended at its limit. False alarms: warning or critical episodes on runs that "
         "finished without one."

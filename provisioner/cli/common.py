@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from provisioner.backends.base import Backend
 from provisioner.spec.loader import environments, load
-from provisioner.spec.resolved import ResolvedSpec
+from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 
 def env_names(spec: Path, env: str | None) -> list[str]:
@@ -36,3 +37,43 @@ def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Back
     refs = [v for ch in resolved.notifications.values() for v in ch.__dict__.values() if isinstance(v, SecretRef)]
     secrets.register_env(refs)
     return build(resolved, only or [])
+
+
+def parse_since(since: str) -> float:
+    """``--since 30d`` in seconds, or a usage error that says what is wrong."""
+    from provisioner.errors import UsageError
+    from provisioner.units import parse_duration
+
+    try:
+        return parse_duration(since)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+
+
+def select_jobs(candidates: Sequence[ResolvedJob], names: Sequence[str], what: str) -> list[ResolvedJob]:
+    """``candidates`` named in ``names`` (all when none); an unknown name is a usage error listing ``what`` there is."""
+    from provisioner.errors import UsageError
+
+    known = [j.id for j in candidates]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown job(s) {', '.join(unknown)}; {what}: {', '.join(known) or 'none'}")
+    return [j for j in candidates if not names or j.id in names]
+
+
+def iso_minutes(t: float) -> str:
+    """``2026-11-30 10:14 UTC``."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def table(rows: Sequence[Sequence[str]], head: Sequence[str], markdown: bool) -> str:
+    """Rows as a Markdown table, or as aligned columns for a terminal."""
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
