@@ -22,6 +22,7 @@ BACKENDS: dict[str, str] = {
     "prometheus": "provisioner.backends.prometheus:PrometheusBackend",
     "alertmanager": "provisioner.backends.alertmanager:AlertmanagerBackend",
     "grafana": "provisioner.backends.grafana:GrafanaBackend",
+    "cloudwatch": "provisioner.backends.cloudwatch:CloudWatchBackend",
 }
 
 

@@ -20,10 +20,14 @@ SPEC_ONLY_KEYS = ("version", "name")  # an overlay may not change these; the mer
 ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 UID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 GRAFANA_URL_PATTERN = r"^https?://[^\s]+[^/\s]$"
+SNS_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"
 PATTERN_HELP = {
     **SPEC_PATTERN_HELP,
     UID_PATTERN: "use letters, digits, '_' and '-', at most 40 characters",
     GRAFANA_URL_PATTERN: "use an http:// or https:// URL without a trailing /",
+    SNS_ARN_PATTERN: "use an SNS topic ARN, e.g. arn:aws:sns:eu-west-1:123456789012:ml-oncall",
+    AWS_REGION_PATTERN: "use an AWS region name, e.g. eu-west-1",
 }
 
 

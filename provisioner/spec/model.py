@@ -16,10 +16,11 @@ from provisioner.spec.merge import Merge
 from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
 from provisioner.units import format_duration
 
-BackendName = Literal["prometheus", "alertmanager", "grafana"]
+BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
 Runtime = Literal["kubernetes", "vm", "process"]
 Severity = Literal["info", "warning", "critical"]
+AwsPlatform = Literal["eks", "ecs", "ec2", "sagemaker"]
 
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -195,6 +196,70 @@ class Metrics(Strict):
     oom_events: str | None = Field(default=None, pattern=METRIC_PATTERN)
 
 
+AWS_NAME = r"^[A-Za-z0-9_.:/@+=-]+$"
+PATTERN_HELP[AWS_NAME] = "use at most 255 letters, digits and . : / @ + = _ - (a CloudWatch name or dimension value)"
+AWS_DIMENSION_NAME = r"^[A-Za-z0-9_.-]+$"
+PATTERN_HELP[AWS_DIMENSION_NAME] = "use a CloudWatch dimension name (letters, digits, '_', '.', '-')"
+AwsDimensionName = Annotated[str, Field(pattern=AWS_DIMENSION_NAME, max_length=255)]
+AwsName = Annotated[str, Field(pattern=AWS_NAME, max_length=255)]
+
+
+class Aws(Strict):
+    """Where the job's memory metrics live in CloudWatch (the ``cloudwatch`` backend).
+
+    ``platform`` defaults from the runtime (kubernetes: eks, vm and process: ec2); each platform
+    needs the names that its metrics are dimensioned by. ``namespace``, ``metric`` and
+    ``dimensions`` override the defaults (the metric must be a percentage of the limit).
+    """
+
+    platform: AwsPlatform | None = Field(
+        default=None, description="eks | ecs | ec2 | sagemaker; default from runtime (kubernetes: eks, else ec2)"
+    )
+    cluster: AwsName | None = Field(default=None, description="EKS or ECS ClusterName")
+    service: AwsName | None = Field(default=None, description="ECS ServiceName (default: TaskDefinitionFamily)")
+    task_family: AwsName | None = Field(default=None, description="ECS TaskDefinitionFamily; default the job id")
+    instance_id: AwsName | None = Field(default=None, description="EC2 InstanceId the CloudWatch agent reports")
+    transform_job: AwsName | None = Field(default=None, description="SageMaker batch transform job name")
+    namespace: AwsName | None = Field(default=None, description="override the CloudWatch namespace")
+    metric: AwsName | None = Field(default=None, description="override the metric (percent of the limit)")
+    dimensions: dict[AwsDimensionName, AwsName] | None = Field(
+        default=None, description="override the metric's dimensions (at most 30)"
+    )
+    period: Duration = Field(default=60.0, description="CloudWatch period of the usage alarms: 10s, 30s or n x 60s")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: float) -> float:
+        if v not in (10.0, 30.0) and (v < 60 or v % 60):
+            raise ValueError(f"{format_duration(v)} is not a CloudWatch period; use 10s, 30s or a multiple of 1m")
+        return v
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and len(v) > 30:
+            raise ValueError(f"{len(v)} dimensions; CloudWatch allows at most 30")
+        return v
+
+    def missing(self, runtime: str) -> str | None:
+        """What the job's platform needs and this block lacks, as a message; None when complete."""
+        if self.dimensions is not None:
+            return None
+        platform = self.platform or ("eks" if runtime == "kubernetes" else "ec2")
+        need = {
+            "eks": ("cluster", "the EKS cluster (Container Insights ClusterName)"),
+            "ecs": ("cluster", "the ECS cluster (ClusterName)"),
+            "ec2": ("instance_id", "the EC2 instance the CloudWatch agent runs on (InstanceId)"),
+            "sagemaker": ("transform_job", "the SageMaker batch transform job name (dimension Host)"),
+        }[platform]
+        if getattr(self, need[0]) is None:
+            return (
+                f"the cloudwatch backend needs aws.{need[0]}: {need[1]} for platform {platform}; "
+                "set it (or aws.dimensions) under the job or defaults.aws"
+            )
+        return None
+
+
 TROUGH_HELP = "rolling-minimum window that removes the sawtooth of chunked loading and GC (>= one period)"
 
 
@@ -214,6 +279,7 @@ class Defaults(Strict):
         default="https://runbooks.example.com/memprov/{job}", description="runbook link; {job} and {env} are filled in"
     )
     labels: dict[str, str] = {}
+    aws: Aws = Aws()
 
 
 class Model(Strict):
@@ -261,6 +327,7 @@ class Job(Strict):
     runbook_url: str | None = None
     metrics: Metrics = Metrics()
     labels: dict[str, str] = {}
+    aws: Aws | None = None
 
 
 class Spec(Strict):

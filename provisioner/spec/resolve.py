@@ -149,6 +149,9 @@ def resolve(
         if warn is None or crit is None:
             continue
         backends = tuple(job.backends if job.backends is not None else d.backends)
+        aws = overlay(d.aws, job.aws)
+        if "cloudwatch" in backends and (missing := aws.missing(job.runtime)):
+            problems.append(((*jp, "aws") if job.aws else jp, missing))
         uid = names.dashboard_uid(env, job_id)
         dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"
         runbook = (job.runbook_url or d.runbook_url).replace("{job}", job_id).replace("{env}", env)
@@ -181,6 +184,7 @@ def resolve(
                 dashboard_url=dash_url,
                 sources=sources(job.runtime, job.selector, job.metrics),
                 labels={**d.labels, **environment.labels, **job.labels},
+                aws=aws,
             )
         )
     if problems:

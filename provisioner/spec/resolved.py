@@ -14,6 +14,7 @@ from provisioner.promql import Sources
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import (
     Anomaly,
+    Aws,
     Baseline,
     BaselineAlert,
     Growth,
@@ -56,6 +57,7 @@ class ResolvedJob:
     dashboard_url: str
     sources: Sources
     labels: dict[str, str] = field(default_factory=dict)
+    aws: Aws = field(default_factory=Aws)  # CloudWatch metric source (the cloudwatch backend)
 
     @property
     def warning_ratio(self) -> float:
