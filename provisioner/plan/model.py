@@ -7,6 +7,7 @@ to apply it. Its checksum binds ``apply --checksum`` to exactly the reviewed cha
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -140,9 +141,12 @@ class Plan:
     def safety_problems(self) -> list[str]:
         return [p for b in self.backends for p in b.safety_problems()]
 
-    @property
+    @functools.cached_property
     def checksum(self) -> str:
-        """sha256 over the actionable changes: what they do, to what, from which state to which."""
+        """sha256 over the actionable changes: what they do, to what, from which state to which.
+
+        Computed once per plan (it hashes every changed body; the plan is frozen).
+        """
         items = sorted(
             [c.backend, c.action.value, c.kind, c.key, body_hash(c.desired), body_hash(c.live)] for c in self.actionable
         )
