@@ -386,8 +386,11 @@ class Source:
     series: tuple[Path, ...] = ()
     runs: Path | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    cloudwatch: bool = False
 
     def describe(self) -> str:
+        if self.cloudwatch:
+            return "cloudwatch"
         if self.prometheus:
             return f"prometheus {self.prometheus}"
         if self.series:
@@ -396,11 +399,19 @@ class Source:
 
 
 def source_of(
-    prometheus: str | None, series: Sequence[Path], runs: Path | None, headers: Sequence[str], *, runs_ok: bool = True
+    prometheus: str | None,
+    series: Sequence[Path],
+    runs: Path | None,
+    headers: Sequence[str],
+    *,
+    runs_ok: bool = True,
+    cloudwatch: bool = False,
 ) -> Source:
-    """Check that exactly one source is given (and the headers' form); ``runs_ok``: a runs file will do."""
-    given = [name for name, v in (("--prometheus", prometheus), ("--series", series), ("--runs", runs)) if v]
-    allowed = "--prometheus URL, --series FILE…" + (" or --runs FILE" if runs_ok else "")
+    """Check that exactly one source is given (and the headers' form); ``runs_ok``: a runs file or
+    CloudWatch will do (peaks only: no series to evaluate rules on)."""
+    flags = (("--prometheus", prometheus), ("--series", series), ("--runs", runs), ("--cloudwatch", cloudwatch))
+    given = [name for name, v in flags if v]
+    allowed = "--prometheus URL, --series FILE…" + (", --runs FILE or --cloudwatch" if runs_ok else "")
     if not runs_ok and runs:
         raise UsageError("a runs file has peaks only, no series to evaluate rules on; give --prometheus or --series")
     if len(given) != 1:
@@ -412,7 +423,7 @@ def source_of(
         if not sep or not re.match(r"^[A-Za-z0-9-]+$", name.strip()):
             raise UsageError(f"--header {name.strip()!r}: write NAME: VALUE, e.g. 'X-Scope-OrgID: team-a'")
         pairs.append((name.strip(), value.strip()))
-    return Source(prometheus, tuple(series), runs, tuple(pairs))
+    return Source(prometheus, tuple(series), runs, tuple(pairs), cloudwatch)
 
 
 @contextmanager
@@ -437,3 +448,60 @@ def open_querier(source: Source, scrape_interval: float) -> Iterator[tuple[Any, 
     else:
         with local_prometheus(source.series, scrape_interval) as found:
             yield found
+
+
+# --- CloudWatch ----------------------------------------------------------------------------------
+def read_runs_cloudwatch(
+    spec: ResolvedSpec, job: ResolvedJob, start: float, end: float, period: int = 300
+) -> list[Run]:
+    """The runs of ``job`` from CloudWatch (``GetMetricData``, the job's percent-of-limit metric as
+    its alarms watch it, maximum per ``period``), through the environment's ``cloudwatch`` target.
+
+    CloudWatch keeps one series per job (Container Insights' PodName, an instance, a transform
+    job), so runs are told apart by gaps of more than two periods; peaks are the percentage times
+    the spec's limit. There is no trough velocity at this resolution: the usual growth stays as
+    the spec has it.
+    """
+    from datetime import UTC, datetime
+
+    from provisioner.backends.registry import make_target
+    from provisioner.render.cloudwatch import source
+
+    target: Any = make_target(spec, "cloudwatch", spec.targets.get("cloudwatch"))
+    if getattr(target, "type", "") != "cloudwatch":
+        raise UsageError(
+            f"--cloudwatch reads through the environment's cloudwatch target; environments/{spec.env}.yaml has "
+            "none (targets: {cloudwatch: {type: cloudwatch, region: ...}})"
+        )
+    queries = source(job).percent("m", "Maximum", period)
+    queries[-1]["ReturnData"] = True
+    points: list[tuple[float, float]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": datetime.fromtimestamp(start, UTC),
+            "EndTime": datetime.fromtimestamp(end, UTC),
+            "ScanBy": "TimestampAscending",
+            **({"NextToken": token} if token else {}),
+        }
+        page = target.call("GetMetricData", lambda kw=kwargs: target.client.get_metric_data(**kw))
+        for result in page.get("MetricDataResults", []):
+            if result.get("Id") == "m":
+                points += [
+                    (ts.timestamp(), float(v)) for ts, v in zip(result["Timestamps"], result["Values"], strict=True)
+                ]
+        token = page.get("NextToken")
+        if not token:
+            break
+    runs: list[Run] = []
+    limit = float(job.limit)
+    for t, percent in sorted(points):
+        value = percent / 100 * limit
+        if runs and t - runs[-1].step <= 2 * period:
+            run = runs[-1]
+            run.step, run.end, run.peak, run.last_peak = t, t + period, max(run.peak, value), value
+        else:
+            instance = (("series", f"{job.id}@{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%MZ}"),)
+            runs.append(Run(job.id, instance, t, t + period, value, limit, step=t, last_peak=value))
+    return runs

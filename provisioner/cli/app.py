@@ -213,6 +213,9 @@ def baseline(
     runs: Annotated[
         Path | None, typer.Option("--runs", metavar="FILE", help="CSV/JSON of runs: job,start,end,peak[,outcome]")
     ] = None,
+    cloudwatch: Annotated[
+        bool, typer.Option("--cloudwatch", help="GetMetricData through the environment's cloudwatch target")
+    ] = False,
     header: HeaderOpt = None,
     job: JobsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print, do not write baselines/<env>.yaml")] = False,
@@ -227,6 +230,7 @@ def baseline(
         prometheus=prometheus,
         series=series or [],
         runs=runs,
+        cloudwatch=cloudwatch,
         headers=header or [],
         jobs=job or [],
         dry_run=dry_run,

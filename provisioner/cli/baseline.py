@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from provisioner import baseline as bl
@@ -28,6 +29,7 @@ def run(
     prometheus: str | None,
     series: list[Path],
     runs: Path | None,
+    cloudwatch: bool,
     headers: list[str],
     jobs: list[str],
     dry_run: bool,
@@ -35,8 +37,16 @@ def run(
 ) -> int:
     resolved = load(spec, env, baselines=False)  # the file this command rewrites may be what is wrong
     window = parse_since(since)
-    source = history.source_of(prometheus, series, runs, headers)
-    selected = select_jobs(resolved.jobs, jobs, "the spec has")
+    source = history.source_of(prometheus, series, runs, headers, cloudwatch=cloudwatch)
+    if cloudwatch:
+        selected = select_jobs(resolved.jobs_using("cloudwatch"), jobs, f"jobs on cloudwatch in {env}")
+        if not selected:
+            raise UsageError(
+                f"no job uses the cloudwatch backend in {env}, so there is no CloudWatch metric to read; "
+                "add cloudwatch to the jobs' backends (environments/aws.yaml shows how)"
+            )
+    else:
+        selected = select_jobs(resolved.jobs, jobs, "the spec has")
     found: dict[str, list[history.Run]] = {}
     if source.runs:
         all_runs = history.read_runs_file(source.runs, [j.id for j in resolved.jobs])
@@ -44,6 +54,11 @@ def run(
         for job in selected:
             found[job.id] = [r for r in all_runs if r.job == job.id and r.start >= last - window]
         start, end = last - window, last
+    elif source.cloudwatch:
+        end = time.time()
+        start = end - window
+        for job in selected:
+            found[job.id] = history.read_runs_cloudwatch(resolved, job, start, end)
     else:
         with history.open_querier(source, resolved.scrape_interval) as (prom, first, last):
             end = last
@@ -64,7 +79,7 @@ def run(
         _print(console, results, fmt == "markdown")
     if not dry_run:
         if len(selected) != len(resolved.jobs):
-            raise UsageError("--job with writing would drop the other jobs' baselines; add --dry-run")
+            raise UsageError("writing only some jobs would drop the other jobs' baselines; add --dry-run")
         atomic_write(target, bl.yaml_text(results, header))
         where = target.relative_to(resolved.spec_file.parent)
         if fmt == "text":
