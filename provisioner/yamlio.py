@@ -182,6 +182,30 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f}".removesuffix(".0") + " MiB"
 
 
+_BRACKETS = re.compile(r"[\[\]{}]")
+PRE_DEPTH = 1000  # flow nesting the parser is never shown (the walker enforces MAX_DEPTH on the rest)
+
+
+_COMPACT = re.compile(rf"(?:[-?:][ \t]+){{{PRE_DEPTH},}}")  # "- - - - x": a block sequence per "- "
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where ``[``/``{`` nesting, or compact block nesting (``- - - x``), passes
+    :data:`PRE_DEPTH`, counted roughly (quotes are not skipped: the bound is far above any real
+    document); None for the usual document, cheaply."""
+    compact = _COMPACT.search(text)
+    if compact:
+        return text.count("\n", 0, compact.start()) + 1
+    if text.count("[") + text.count("{") <= PRE_DEPTH:
+        return None
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        depth = depth + 1 if m.group() in "[{" else max(0, depth - 1)
+        if depth > PRE_DEPTH:
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
 def loads(text: str, file: str) -> Document:
     """Parse YAML text into a :class:`Document`; every failure is a located :class:`SpecError`."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -197,6 +221,9 @@ def loads(text: str, file: str) -> Document:
                 )
             ]
         )
+    deep = _too_deep(text)
+    if deep is not None:  # before the parser: its C code recurses per level and would crash the process
+        raise SpecError([Problem(f"nesting deeper than {MAX_DEPTH} levels; flatten the document", file, deep)])
     yaml = _yaml()
     try:
         node = yaml.compose(io.StringIO(text))

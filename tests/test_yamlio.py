@@ -412,3 +412,17 @@ tricky = st.recursive(
 def test_fast_dumper_matches_the_pure_one_on_random_documents(data: object) -> None:
     fast = dumps_fast(data)
     assert fast is None or fast == dumps_pure(data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 100_000 + "]" * 100_000,  # flow nesting: ruamel's C parser would crash the process
+        "a:\n  " + "- " * 30_000 + "x\n",  # compact block sequences, two characters a level
+        "a: " + "{b: " * 20_000 + "1" + "}" * 20_000,
+    ],
+)
+def test_nesting_that_would_crash_the_parser_is_refused_first(text: str) -> None:
+    with pytest.raises(SpecError) as e:
+        loads(text, "deep.yaml")
+    assert "nesting deeper than 40 levels; flatten the document" in e.value.render()
