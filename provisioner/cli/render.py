@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provisioner import artefacts
@@ -30,10 +31,7 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
         if check:
             drifts += artefacts.compare(expected, extra)
             continue
-        for path, text in expected.items():
-            if not path.exists() or path.read_text(encoding="utf-8", errors="replace") != text:
-                atomic_write(path, text)
-                written += 1
+        written += _write_changed(expected)
         for path in extra:
             if path not in expected:
                 path.unlink()
@@ -60,6 +58,29 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
             console.line(f"  … {len(d.diff) - MAX_DIFF_LINES} more lines", "dim")
     console.line(f"{len(drifts)} file(s) out of date; run `memprov render` and commit the result.", "bold red")
     return EXIT_FAILED
+
+
+WRITERS = 8  # files written at once: each write waits on the disk (fsync), not on the CPU
+
+
+def _write_changed(files: dict[Path, str]) -> int:
+    """Write the files whose content differs, atomically, several at a time; how many were written.
+
+    The first failure is raised once every write has finished: no write is left half-done.
+    """
+
+    def one(item: tuple[Path, str]) -> bool:
+        path, text = item
+        if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
+            return False
+        atomic_write(path, text)
+        return True
+
+    for parent in sorted({p.parent for p in files}):  # directories first, once, not raced by the writers
+        parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        futures = [pool.submit(one, item) for item in files.items()]
+    return sum(f.result() for f in futures)
 
 
 def display(path: Path) -> str:
