@@ -219,3 +219,34 @@ def test_render_check_gates_stale_dashboards_with_a_readable_diff(tmp_path: Path
 def test_committed_dashboards_are_up_to_date() -> None:
     result = memprov("render", "--check", cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_a_job_on_cloudwatch_only_gets_a_cloudwatch_dashboard(tmp_path: Path) -> None:
+    """No Prometheus rules for the job: its dashboard reads CloudWatch, the series its alarms watch."""
+    repo = example_repo(tmp_path)
+    env_file = repo / "environments" / "aws.yaml"
+    text = env_file.read_text()
+    assert "jobs:\n  doc-embed:" in text
+    env_file.write_text(text.replace("jobs:\n", "jobs:\n  image-embed:\n    backends: [cloudwatch, grafana]\n", 1))
+    spec = load(repo / "memprov.yaml", "aws")
+    by_job = {d.job: d.data for d in grafana.dashboards(spec)}
+    cw, prom = by_job["image-embed"], by_job["clv-daily"]
+    for dash in (cw, prom):
+        assert errors(dash) == []
+    [variable] = [v for v in cw["templating"]["list"] if v["name"] == "datasource"]
+    assert variable["query"] == "cloudwatch"
+    memory = panels(cw)["Memory, % of limit"]
+    [target] = memory["targets"]
+    assert target["datasource"] == {"type": "cloudwatch", "uid": "${datasource}"}
+    assert (target["namespace"], target["metricName"], target["statistic"]) == (
+        "ContainerInsights",
+        "pod_memory_utilization_over_pod_limit",
+        "Maximum",
+    )
+    assert target["dimensions"] == {"ClusterName": "ml-batch", "Namespace": "batch", "PodName": "image-embed"}
+    assert target["region"] == "eu-west-1"
+    assert steps(memory) == [None, 75.0, 90.0]  # image-embed: warning 75 %, critical 90 %
+    kinds = panels(cw)["On CloudWatch"]["options"]["content"]
+    assert "| usage | native |" in kinds and "| growth | approximated |" in kinds
+    assert not any("memprov:" in json.dumps(p) for p in cw["panels"])  # no recording-rule series
+    assert panels(prom)["Working set vs limit"]["targets"][0]["datasource"]["type"] == "prometheus"

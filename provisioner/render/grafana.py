@@ -21,6 +21,8 @@ from typing import Any
 
 from provisioner.promql import quote
 from provisioner.render import series as s
+from provisioner.render.grafana_cloud import cloud_job_layout, cloud_of
+from provisioner.render.grafana_cloud import datasource as cloud_datasource
 from provisioner.render.grafana_json import clean, dumps_sorted
 from provisioner.render.grafana_overview import overview_layout
 from provisioner.render.grafana_panels import (
@@ -79,7 +81,11 @@ def _collector_paused() -> Iterator[None]:
 
 
 def dashboard(spec: ResolvedSpec, job: ResolvedJob) -> dict[str, Any]:
-    """The job's dashboard as plain JSON-compatible data."""
+    """The job's dashboard as plain JSON-compatible data (on its cloud's data source without Prometheus rules)."""
+    cloud = cloud_of(job)
+    if cloud is not None:
+        b = _Builder(cloud_datasource(cloud))
+        return b.assemble(spec, cloud_job_layout(b, spec, job, cloud))
     b = _Builder()
     return b.assemble(spec, job_layout(b, spec, job))
 
@@ -98,13 +104,18 @@ def serialise(data: dict[str, Any]) -> str:
 class _Builder:
     """The panel builder protocol of :mod:`~provisioner.render.grafana_panels` on grafanalib (loaded lazily)."""
 
-    def __init__(self) -> None:
+    def __init__(self, datasource: dict[str, str] = DS) -> None:
         from grafanalib import core
 
         self.g = core
+        self.ds = datasource
 
     def target(self, expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Any:
-        return self.g.Target(expr=expr, legendFormat=legend, refId=ref, datasource=DS, instant=instant)
+        return self.g.Target(expr=expr, legendFormat=legend, refId=ref, datasource=self.ds, instant=instant)
+
+    def query(self, model: dict[str, Any], ref: str = "A") -> Any:
+        """A query in the data source's own model (CloudWatch, …), as Grafana saves it."""
+        return {**model, "refId": ref, "datasource": self.ds}
 
     def pos(self, x: int, y: int, w: int, h: int) -> Any:
         return self.g.GridPos(h=h, w=w, x=x, y=y)
@@ -128,7 +139,7 @@ class _Builder:
         return self.g.TimeSeries(
             title=title,
             description=description,
-            dataSource=DS,
+            dataSource=self.ds,
             targets=targets,
             gridPos=pos,
             unit=unit,
@@ -151,7 +162,7 @@ class _Builder:
         return self.g.Stat(
             title=title,
             description=description,
-            dataSource=DS,
+            dataSource=self.ds,
             targets=[self.target(expr)],
             gridPos=pos,
             format=unit,
@@ -165,16 +176,25 @@ class _Builder:
             },
         )
 
-    def gauge(self, title: str, description: str, expr: str, pos: Any, steps: list[dict[str, Any]]) -> Any:
+    def gauge(
+        self,
+        title: str,
+        description: str,
+        expr: str | list[Any],
+        pos: Any,
+        steps: list[dict[str, Any]],
+        unit: str = "percentunit",
+        maximum: float = 1,
+    ) -> Any:
         return self.g.GaugePanel(
             title=title,
             description=description,
-            dataSource=DS,
-            targets=[self.target(expr)],
+            dataSource=self.ds,
+            targets=[self.target(expr)] if isinstance(expr, str) else expr,
             gridPos=pos,
-            format="percentunit",
+            format=unit,
             min=0,
-            max=1,
+            max=maximum,
             thresholds=steps,
             extraJson={
                 "options": {
@@ -202,7 +222,7 @@ class _Builder:
         return self.g.BarGauge(
             title=title,
             description=description,
-            dataSource=DS,
+            dataSource=self.ds,
             targets=[target],
             gridPos=pos,
             extraJson={
@@ -234,18 +254,14 @@ class _Builder:
     def text(self, title: str, content: str, pos: Any) -> Any:
         return self.g.Text(title=title, content=content, mode="markdown", gridPos=pos)
 
-    def variables(self, spec: ResolvedSpec, job: ResolvedJob | None, node_label: str | None) -> Any:
-        """``datasource`` (the environment's), ``job`` (this job, or all of the environment's), ``node``."""
+    def variables(
+        self, spec: ResolvedSpec, job: ResolvedJob | None, node_label: str | None, plugin: str = "prometheus"
+    ) -> Any:
+        """``datasource`` (the environment's, or the first of a cloud's plugin), ``job`` (this job, or all
+        of the environment's), ``node``."""
         g, env = self.g, quote(spec.env)
-        out = [
-            g.Template(
-                name="datasource",
-                type="datasource",
-                query="prometheus",
-                label="Data source",
-                default=spec.environment.datasource.uid,
-            )
-        ]
+        default = spec.environment.datasource.uid if plugin == "prometheus" else ""
+        out = [g.Template(name="datasource", type="datasource", query=plugin, label="Data source", default=default)]
         if job is not None:
             out.append(g.Template(name="job", label="Job", type="custom", query=job.id, default=job.id))
         else:
@@ -253,7 +269,7 @@ class _Builder:
                 g.Template(
                     name="job",
                     label="Job",
-                    dataSource=DS,
+                    dataSource=self.ds,
                     includeAll=True,
                     multi=True,
                     default="$__all",
@@ -266,7 +282,7 @@ class _Builder:
                 g.Template(
                     name="node",
                     label=node_label.capitalize(),
-                    dataSource=DS,
+                    dataSource=self.ds,
                     includeAll=True,
                     multi=True,
                     default="$__all",
@@ -287,7 +303,7 @@ class _Builder:
             schemaVersion=SCHEMA_VERSION,
             editable=False,
             graphTooltip=1,
-            templating=self.variables(spec, layout.job, layout.node_label),
+            templating=self.variables(spec, layout.job, layout.node_label, layout.datasource),
             annotations=self.g.Annotations(list=layout.annotations),
             links=layout.links,
             panels=layout.panels,

@@ -184,6 +184,8 @@ def _panel(panel: dict[str, Any]) -> dict[str, Any]:
 
 
 def _target(target: dict[str, Any]) -> dict[str, Any]:
+    if (target.get("datasource") or {}).get("type", "prometheus") != "prometheus":
+        return target  # another data source's own query model (CloudWatch, …): memprov wrote every key
     out = _only(target, TARGET)
     for key, default in TARGET_DEFAULTS.items():
         if out.get(key) == default:

@@ -28,6 +28,7 @@ class PanelBuilder(Protocol):
     """Makes panels (opaque objects) for a dashboard library."""
 
     def target(self, expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Any: ...
+    def query(self, model: dict[str, Any], ref: str = "A") -> Any: ...
     def pos(self, x: int, y: int, w: int, h: int) -> Any: ...
     def row(self, title: str, y: int) -> Any: ...
     def timeseries(
@@ -46,7 +47,16 @@ class PanelBuilder(Protocol):
     def stat(
         self, title: str, description: str, expr: str, pos: Any, unit: str, steps: list[dict[str, Any]]
     ) -> Any: ...
-    def gauge(self, title: str, description: str, expr: str, pos: Any, steps: list[dict[str, Any]]) -> Any: ...
+    def gauge(
+        self,
+        title: str,
+        description: str,
+        expr: str | list[Any],
+        pos: Any,
+        steps: list[dict[str, Any]],
+        unit: str = "percentunit",
+        maximum: float = 1,
+    ) -> Any: ...
     def bars(
         self,
         title: str,
@@ -71,6 +81,7 @@ class Layout:
     links: list[dict[str, Any]]
     job: ResolvedJob | None = None  # the job variable: this job, or all jobs of the environment
     node_label: str | None = None  # the node variable's label, if one label fits every job
+    datasource: str = "prometheus"  # the plugin type of the datasource variable
 
 
 def tags(spec: ResolvedSpec) -> list[str]:
