@@ -330,13 +330,13 @@ def alarms(
     return _Alarms(spec, job, topics, notify_ok).all()
 
 
-def description(spec: ResolvedSpec, job: ResolvedJob, summary: str) -> str:
+def description(spec: ResolvedSpec, job: ResolvedJob, summary: str, what: str = "alarm") -> str:
     """Job context within CloudWatch's 1024 characters: the links are kept whole, the summary and
     the job's display name are shortened when they do not fit."""
     # Grafana finds a dashboard by uid alone: the slug (from the display name) is left out to save room
     dashboard = f"{spec.environment.grafana_url}/d/{job.dashboard_uid}?var-job={job.id}&from=now-6h&to=now"
     links = (
-        f" Runbook: {job.runbook_url} Dashboard: {dashboard} Managed by memprov: change memprov.yaml, not this alarm."
+        f" Runbook: {job.runbook_url} Dashboard: {dashboard} Managed by memprov: change memprov.yaml, not this {what}."
     )
 
     def context(name: str) -> str:

@@ -22,12 +22,24 @@ UID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 GRAFANA_URL_PATTERN = r"^https?://[^\s]+[^/\s]$"
 SNS_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"
+AZURE_ACTION_GROUP_PATTERN = (
+    r"(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[-A-Za-z0-9_.()]{1,90}/providers/microsoft\.insights/"
+    r"actionGroups/[-A-Za-z0-9_.]{1,260}$"
+)
+AZURE_UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+AZURE_RESOURCE_GROUP_PATTERN = r"^[-A-Za-z0-9_.()]{1,90}$"
+HTTPS_URL_PATTERN = r"^https://[^\s]+[^/\s]$"
 PATTERN_HELP = {
     **SPEC_PATTERN_HELP,
     UID_PATTERN: "use letters, digits, '_' and '-', at most 40 characters",
     GRAFANA_URL_PATTERN: "use an http:// or https:// URL without a trailing /",
     SNS_ARN_PATTERN: "use an SNS topic ARN, e.g. arn:aws:sns:eu-west-1:123456789012:ml-oncall",
     AWS_REGION_PATTERN: "use an AWS region name, e.g. eu-west-1",
+    AZURE_ACTION_GROUP_PATTERN: "use an action group resource id, e.g. /subscriptions/<uuid>/resourceGroups/rg/"
+    "providers/Microsoft.Insights/actionGroups/ml-oncall",
+    AZURE_UUID_PATTERN: "use a subscription id (a UUID)",
+    AZURE_RESOURCE_GROUP_PATTERN: "use a resource group name (letters, digits, '_', '-', '.', '(', ')')",
+    HTTPS_URL_PATTERN: "use an https:// URL without a trailing /",
 }
 
 

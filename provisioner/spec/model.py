@@ -16,11 +16,12 @@ from provisioner.spec.merge import Merge
 from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
 from provisioner.units import format_duration
 
-BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch"]
+BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
 Runtime = Literal["kubernetes", "vm", "process"]
 Severity = Literal["info", "warning", "critical"]
 AwsPlatform = Literal["eks", "ecs", "ec2", "sagemaker"]
+AzurePlatform = Literal["aks", "vm", "aml"]
 
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -260,6 +261,75 @@ class Aws(Strict):
         return None
 
 
+AZURE_RESOURCE_ID = (
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-A-Za-z0-9_.()]{1,90}/providers/[A-Za-z.]+/[A-Za-z]+/"
+    r"[-A-Za-z0-9_.]{1,80}$"
+)
+PATTERN_HELP[AZURE_RESOURCE_ID] = (
+    "use an Azure resource id, e.g. /subscriptions/<uuid>/resourceGroups/rg-batch/providers/"
+    "Microsoft.ContainerService/managedClusters/ml-batch"
+)
+AZURE_REGION = r"^[a-z][a-z0-9]{1,30}$"
+PATTERN_HELP[AZURE_REGION] = "use an Azure region name, e.g. westeurope"
+AZURE_NAME = r"^[A-Za-z0-9_.:/ -]{1,255}$"
+PATTERN_HELP[AZURE_NAME] = "use letters, digits, spaces and . : / _ - (an Azure Monitor metric or dimension)"
+AzureName = Annotated[str, Field(pattern=AZURE_NAME)]
+AZURE_RESOURCE_TYPES = {
+    "aks": "Microsoft.ContainerService/managedClusters",
+    "vm": "Microsoft.Compute/virtualMachines",
+    "aml": "Microsoft.MachineLearningServices/workspaces",
+}
+AZURE_FREQUENCIES = (60.0, 300.0, 900.0, 1800.0, 3600.0)
+
+
+class Azure(Strict):
+    """Where the job's memory metrics live in Azure Monitor (the ``azure`` backend).
+
+    ``platform`` defaults from the runtime (kubernetes: aks, vm and process: vm); ``scope`` is the
+    resource the alert rules watch (the AKS cluster, the VM, or the Azure ML workspace) and
+    ``region`` its region. ``namespace``, ``metric`` and ``dimensions`` override the defaults
+    (the metric must be a percentage of the limit).
+    """
+
+    platform: AzurePlatform | None = Field(
+        default=None, description="aks | vm | aml; default from runtime (kubernetes: aks, else vm)"
+    )
+    scope: str | None = Field(default=None, pattern=AZURE_RESOURCE_ID, description="resource id the rules watch")
+    region: str | None = Field(default=None, pattern=AZURE_REGION, description="the scope's region, e.g. westeurope")
+    node_pool: AzureName | None = Field(default=None, description="AKS: only the nodes of this pool (nodepool)")
+    compute: AzureName | None = Field(default=None, description="Azure ML: the compute cluster (ComputeName)")
+    namespace: AzureName | None = Field(default=None, description="override the metric namespace")
+    metric: AzureName | None = Field(default=None, description="override the metric (percent of the limit)")
+    dimensions: dict[AzureName, AzureName] | None = Field(default=None, description="override the dimensions")
+    frequency: Duration = Field(default=60.0, description="evaluation frequency: 1m, 5m, 15m, 30m or 1h")
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, v: float) -> float:
+        if v not in AZURE_FREQUENCIES:
+            raise ValueError(
+                f"{format_duration(v)} is not an Azure Monitor evaluation frequency; use 1m, 5m, 15m, 30m or 1h"
+            )
+        return v
+
+    def missing(self, runtime: str) -> str | None:
+        """What the job's platform needs and this block lacks (or gets wrong), as a message; None when complete."""
+        platform = self.platform or ("aks" if runtime == "kubernetes" else "vm")
+        kind = AZURE_RESOURCE_TYPES[platform]
+        what = {"aks": "AKS cluster", "vm": "virtual machine", "aml": "Azure ML workspace"}[platform]
+        for key, need in (("scope", f"the resource id of the {what} ({kind})"), ("region", "its region")):
+            if getattr(self, key) is None:
+                return (
+                    f"the azure backend needs azure.{key}: {need} for platform {platform}; "
+                    "set it under the job or defaults.azure"
+                )
+        if self.namespace is None and f"/providers/{kind.lower()}/" not in (self.scope or "").lower():
+            return f"azure.scope is not a {kind} resource id, as platform {platform} needs; fix the id or the platform"
+        if platform == "aml" and self.compute is None and self.dimensions is None:
+            return "the azure backend needs azure.compute (the compute cluster, ComputeName) for platform aml"
+        return None
+
+
 TROUGH_HELP = "rolling-minimum window that removes the sawtooth of chunked loading and GC (>= one period)"
 
 
@@ -280,6 +350,7 @@ class Defaults(Strict):
     )
     labels: dict[str, str] = {}
     aws: Aws = Aws()
+    azure: Azure = Azure()
 
 
 class Model(Strict):
@@ -328,6 +399,7 @@ class Job(Strict):
     metrics: Metrics = Metrics()
     labels: dict[str, str] = {}
     aws: Aws | None = None
+    azure: Azure | None = None
 
 
 class Spec(Strict):

@@ -152,6 +152,9 @@ def resolve(
         aws = overlay(d.aws, job.aws)
         if "cloudwatch" in backends and (missing := aws.missing(job.runtime)):
             problems.append(((*jp, "aws") if job.aws else jp, missing))
+        azure = overlay(d.azure, job.azure)
+        if "azure" in backends and (missing := azure.missing(job.runtime)):
+            problems.append(((*jp, "azure") if job.azure else jp, missing))
         uid = names.dashboard_uid(env, job_id)
         dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"
         runbook = (job.runbook_url or d.runbook_url).replace("{job}", job_id).replace("{env}", env)
@@ -185,6 +188,7 @@ def resolve(
                 sources=sources(job.runtime, job.selector, job.metrics),
                 labels={**d.labels, **environment.labels, **job.labels},
                 aws=aws,
+                azure=azure,
             )
         )
     if problems:

@@ -15,6 +15,7 @@ from provisioner.spec.environment import Environment
 from provisioner.spec.model import (
     Anomaly,
     Aws,
+    Azure,
     Baseline,
     BaselineAlert,
     Growth,
@@ -58,6 +59,7 @@ class ResolvedJob:
     sources: Sources
     labels: dict[str, str] = field(default_factory=dict)
     aws: Aws = field(default_factory=Aws)  # CloudWatch metric source (the cloudwatch backend)
+    azure: Azure = field(default_factory=Azure)  # Azure Monitor metric source (the azure backend)
 
     @property
     def warning_ratio(self) -> float:
