@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -53,8 +54,12 @@ class FileCodec(Protocol):
         ...
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one."""
+def atomic_write(path: Path, text: str, *, sync_dir: bool = True) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one.
+
+    ``sync_dir=False`` leaves the directory's fsync (which makes the rename durable) to the caller,
+    who writes many files into few directories: :func:`sync_dirs` once for all of them.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -68,11 +73,18 @@ def atomic_write(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync_dir:
+        sync_dirs([path.parent])
+
+
+def sync_dirs(dirs: Iterable[Path]) -> None:
+    """fsync each directory once: the renames into it survive a crash."""
+    for directory in dict.fromkeys(dirs):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _in_the_way(path: Path) -> str:

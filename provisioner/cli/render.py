@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provisioner import artefacts
-from provisioner.backends.files import atomic_write
+from provisioner.backends.files import atomic_write, sync_dirs
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
 from provisioner.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -73,13 +73,14 @@ def _write_changed(files: dict[Path, str]) -> int:
         path, text = item
         if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
             return False
-        atomic_write(path, text)
+        atomic_write(path, text, sync_dir=False)
         return True
 
     for parent in sorted({p.parent for p in files}):  # directories first, once, not raced by the writers
         parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         futures = [pool.submit(one, item) for item in files.items()]
+    sync_dirs(p.parent for p in files)  # the renames made durable, once per directory
     return sum(f.result() for f in futures)
 
 
