@@ -250,3 +250,44 @@ def test_a_job_on_cloudwatch_only_gets_a_cloudwatch_dashboard(tmp_path: Path) ->
     assert "| usage | native |" in kinds and "| growth | approximated |" in kinds
     assert not any("memprov:" in json.dumps(p) for p in cw["panels"])  # no recording-rule series
     assert panels(prom)["Working set vs limit"]["targets"][0]["datasource"]["type"] == "prometheus"
+
+
+def test_a_job_on_azure_only_gets_an_azure_monitor_dashboard(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    env_file = repo / "environments" / "azure.yaml"
+    text = env_file.read_text()
+    assert "\njobs:\n" in text
+    extra = "  image-embed:\n    backends: [azure, grafana]\n  clv-daily:\n    backends: [azure, grafana]\n"
+    vm = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vm"
+    extra += f"    azure: {{platform: vm, scope: {vm}/providers/Microsoft.Compute/virtualMachines/clv-vm}}\n"
+    env_file.write_text(text.replace("\njobs:\n", "\njobs:\n" + extra, 1))
+    spec = load(repo / "memprov.yaml", "azure")
+    by_job = {d.job: d.data for d in grafana.dashboards(spec)}
+    aks, vm = by_job["image-embed"], by_job["clv-daily"]
+    for dash in (aks, vm):
+        assert errors(dash) == []
+        [variable] = [v for v in dash["templating"]["list"] if v["name"] == "datasource"]
+        assert variable["query"] == "grafana-azure-monitor-datasource"
+    [target] = panels(aks)["Memory, % of limit"]["targets"]
+    query = target["azureMonitor"]
+    assert (query["metricNamespace"], query["metricName"], query["aggregation"]) == (
+        "Microsoft.ContainerService/managedClusters",
+        "node_memory_working_set_percentage",
+        "Maximum",
+    )
+    assert query["resources"] == [
+        {
+            "subscription": "00000000-0000-0000-0000-000000000000",
+            "resourceGroup": "rg-ml-batch",
+            "metricNamespace": "Microsoft.ContainerService/managedClusters",
+            "resourceName": "ml-batch",
+            "region": "westeurope",
+        }
+    ]
+    available = panels(vm)["Available memory, %"]
+    [target] = available["targets"]
+    assert target["azureMonitor"]["metricName"] == "Available Memory Percentage"
+    assert target["azureMonitor"]["resources"][0]["resourceGroup"] == "rg-vm"
+    clv = next(j for j in spec.jobs if j.id == "clv-daily")  # warning 6Gi (75 %), critical 7.5Gi of 8Gi
+    assert steps(available) == [None, round(100 - 100 * clv.critical_ratio, 4), round(100 - 100 * clv.warning_ratio, 4)]
+    assert steps(available) == [None, 6.25, 25.0]  # the alerts fire below 25 % / 6.25 % available

@@ -37,6 +37,7 @@ class Cloud:
     queries: Callable[[ResolvedSpec, ResolvedJob], list[dict[str, Any]]]  # the last one is shown
     support: Callable[[ResolvedJob], list[tuple[str, str, str]]]
     alarms: str  # what the cloud calls its alerts, for texts
+    available: Callable[[ResolvedJob], bool] = lambda job: False  # the series is memory *available*, in %
 
 
 def _cloudwatch_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
@@ -76,8 +77,64 @@ def _cloudwatch_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
     return support(job)
 
 
+def _azure_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
+    from provisioner.render.azure import source
+
+    src = source(job)
+    parts = src.scope.strip("/").split("/")  # subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME
+    ids = {
+        parts[i].lower(): parts[i + 1]
+        for i in range(0, len(parts) - 1, 2)
+        if parts[i] in ("subscriptions", "resourceGroups")
+    }
+    resource = {
+        "subscription": ids.get("subscriptions", ""),
+        "resourceGroup": ids.get("resourcegroups", ""),
+        "metricNamespace": src.namespace,
+        "resourceName": parts[-1] if len(parts) >= 8 else "",
+        "region": src.region,
+    }
+    return [
+        {
+            "queryType": "Azure Monitor",
+            "subscription": resource["subscription"],
+            "azureMonitor": {
+                "resources": [resource],
+                "metricNamespace": src.namespace,
+                "metricName": src.metric,
+                "aggregation": "Maximum",
+                "timeGrain": "auto",
+                "dimensionFilters": [
+                    {"dimension": k, "operator": "eq", "filters": ["*"] if v == "*" else [v]} for k, v in src.dimensions
+                ],
+            },
+        }
+    ]
+
+
+def _azure_available(job: ResolvedJob) -> bool:
+    from provisioner.render.azure import source
+
+    return source(job).available
+
+
+def _azure_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
+    from provisioner.render.azure import support
+
+    return support(job)
+
+
 CLOUDS = {
     "cloudwatch": Cloud("cloudwatch", "CloudWatch", "cloudwatch", _cloudwatch_queries, _cloudwatch_support, "alarms"),
+    "azure": Cloud(
+        "azure",
+        "Azure Monitor",
+        "grafana-azure-monitor-datasource",
+        _azure_queries,
+        _azure_support,
+        "metric alert rules",
+        _azure_available,
+    ),
 }
 
 
@@ -99,6 +156,15 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
     targets = [b.query(q, ref) for q, ref in zip(queries, refs, strict=True)]
     warn, crit = 100 * job.warning_ratio, 100 * job.critical_ratio
     pct_steps = steps(("orange", warn), ("red", crit))
+    what, lines = "Memory, % of limit", f"Dashed lines: warning at {warn:.0f} %, critical at {crit:.0f} %."
+    if cloud.available(job):  # e.g. a VM's Available Memory Percentage: the alerts fire below 100 - X
+        pct_steps = [
+            {"color": "red", "value": None},
+            {"color": "orange", "value": round(100 - crit, 4)},
+            {"color": "green", "value": round(100 - warn, 4)},
+        ]
+        what = "Available memory, %"
+        lines = f"The alerts fire below {100 - warn:.0f} % available (warning) and {100 - crit:.0f} % (critical)."
     rows = "\n".join(f"| {kind} | {level} | {why or '—'} |" for kind, level, why in cloud.support(job))
     support = (
         f"How memprov's alert kinds are expressed as {cloud.title} {cloud.alarms} for this job:\n\n"
@@ -114,9 +180,8 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
     panels = [
         b.row(f"Memory against the limit ({cloud.title})", 0),
         b.timeseries(
-            "Memory, % of limit",
-            f"The series the {cloud.title} {cloud.alarms} watch, as a percentage of the limit ({human(job.limit)}). "
-            f"Dashed lines: warning at {warn:.0f} %, critical at {crit:.0f} %.",
+            what,
+            f"The series the {cloud.title} {cloud.alarms} watch, as a percentage (limit {human(job.limit)}). {lines}",
             targets,
             b.pos(0, 1, 16, 9),
             "percent",
@@ -125,7 +190,7 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
             defaults={"min": 0, "max": 100},
         ),
         b.gauge(
-            "Percent of limit (now)",
+            f"{what} (now)",
             "Latest value, with the same thresholds.",
             targets,
             b.pos(16, 1, 8, 9),
