@@ -183,7 +183,12 @@ def test_normalise_makes_an_arm_shaped_rule_equal_to_its_request() -> None:
 def test_files_target_apply_then_replan_and_lookalike(tmp_path: Path) -> None:
     repo = example_repo(tmp_path)
     env = repo / "environments" / "azure.yaml"
-    assert "    type: files" in env.read_text()
+    text = env.read_text()
+    live = ("    type: azure", "    subscription_id:", "    resource_group:")  # the live target's settings
+    lines = [line for line in text.splitlines(keepends=True) if not line.startswith(live[1:])]
+    assert sum(line.startswith(live) for line in text.splitlines()) == 3
+    files = ["    type: files\n" if line.startswith(live[0]) else line for line in lines]
+    env.write_text("".join(files), encoding="utf-8")
     applied = memprov("apply", "--env", "azure", "--backend", "azure", "--yes", cwd=repo)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     out = repo / "out" / "azure" / "azure"
@@ -209,6 +214,12 @@ def test_files_target_apply_then_replan_and_lookalike(tmp_path: Path) -> None:
             "frequency; use 1m, 5m, 15m, 30m or 1h",
         ),
         (
+            "    resource_group: rg-ml-monitoring",
+            "    resource_group: rg ml monitoring",
+            'environments/azure.yaml:22: targets.azure.resource_group: "rg ml monitoring" is not allowed here; '
+            "use a resource group name",
+        ),
+        (
             "    region: westeurope",
             "    regoin: westeurope",
             "environments/azure.yaml:13: defaults.azure.regoin: unknown key 'regoin' (did you mean 'region'?)",
@@ -216,7 +227,7 @@ def test_files_target_apply_then_replan_and_lookalike(tmp_path: Path) -> None:
         (
             "/providers/Microsoft.Insights/actionGroups/ml-platform-warning",
             "/providers/Microsoft.Insights/actionGroup/ml-platform-warning",
-            'environments/azure.yaml:22: targets.azure.action_groups.warning: "/subscriptions/',
+            'environments/azure.yaml:24: targets.azure.action_groups.warning: "/subscriptions/',
         ),
     ],
 )

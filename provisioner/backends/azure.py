@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.backends.base import Backend, Resource, Support
+from provisioner.backends.base import Backend, Resource, Support, Target
 from provisioner.backends.files import FilesConfig
 from provisioner.names import MANAGED_BY, ownership_tags
 from provisioner.render import azure as render
@@ -28,6 +28,7 @@ from provisioner.spec.environment import (
     AZURE_UUID_PATTERN,
     HTTPS_URL_PATTERN,
 )
+from provisioner.spec.resolved import ResolvedSpec
 from provisioner.spec.types import SecretRef
 
 ACTION_GROUP = AZURE_ACTION_GROUP_PATTERN
@@ -81,6 +82,9 @@ class AzureConfig(BaseModel):
     timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
 
 
+PERIODS = ("numberOfEvaluationPeriods", "minFailingPeriodsToAlert")
+
+
 def _own_tags(tags: Any) -> dict[str, str]:
     if not isinstance(tags, dict):
         return {}
@@ -88,12 +92,15 @@ def _own_tags(tags: Any) -> dict[str, str]:
 
 
 def _floats(value: Any) -> Any:
-    """Thresholds as floats, resource ids lower-cased: what ARM may write differently but means the same."""
+    """Thresholds as floats, failing periods as ints, action group ids lower-cased: what ARM or the SDK may
+    write differently but means the same."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if k == "threshold" and isinstance(v, int | float) and not isinstance(v, bool):
                 out[k] = float(v)
+            elif k in PERIODS and isinstance(v, float) and v.is_integer():  # the SDK types them as numbers
+                out[k] = int(v)
             elif k == "actionGroupId" and isinstance(v, str):
                 out[k] = v.lower()
             elif k == "webHookProperties" and not v:
@@ -129,8 +136,16 @@ def tags_of(body: Any) -> dict[str, str]:
 
 class AzureBackend(Backend):
     name = "azure"
-    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": AzureFilesConfig}
+    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": AzureFilesConfig, "azure": AzureConfig}
     FILE_GLOB = "*.json"
+
+    @classmethod
+    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
+        from provisioner.backends.azure_api import AzureTarget
+
+        if not isinstance(config, AzureConfig):  # pragma: no cover - the registry builds files targets
+            raise TypeError(f"unexpected target config {type(config).__name__}")
+        return AzureTarget(spec, config)
 
     @property
     def config(self) -> AzureConfig | AzureFilesConfig | None:

@@ -1,0 +1,242 @@
+"""The live ``azure`` target: metric alert rules in one resource group, through azure-mgmt-monitor
+(imported lazily, as are azure-core and azure-identity).
+
+Reads list the resource group's metric alerts (``metricAlerts`` api-version 2018-03-01 returns
+them in one page); a rule is memprov's when its tags say so for this environment and spec
+(``managed-by``, ``memprov-env``, ``memprov-spec``), and a look-alike without them is returned
+only when the spec wants its name, so that the plan shows a conflict. Create refuses to
+overwrite a rule that appeared since the plan (``PUT`` is an upsert); update and delete re-read
+the rule and refuse when it is no longer memprov's or was changed since the plan
+(``lastUpdatedTime``), unless ``apply --force``. ARM's ``PUT`` replaces the tags, so an update
+writes memprov's tags anew and keeps everyone else's.
+
+Credentials: azure-identity's ``DefaultAzureCredential``, or a bearer token from
+``targets.azure.token``. Errors: 429, 408 and 5xx and connection failures are
+:class:`~provisioner.errors.RetryableError` (with ARM's ``Retry-After``) for the apply engine's
+backoff (azure-core's own retries are off, so that one policy governs); 401 and 403 say what to
+check; anything else is an :class:`~provisioner.errors.OperationError`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from provisioner.backends.base import Backend, Resource, Target
+from provisioner.backends.http import retry_after
+from provisioner.errors import OperationError, RetryableError
+from provisioner.secrets import resolve
+
+if TYPE_CHECKING:
+    from provisioner.backends.azure import AzureConfig
+    from provisioner.spec.resolved import ResolvedSpec
+
+T = TypeVar("T")
+DEFAULT_ENDPOINT = "https://management.azure.com"
+ROLE = "Monitoring Contributor (Microsoft.Insights/metricAlerts/read, write and delete)"
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the plan read about a live rule, to detect changes made since."""
+
+    id: str
+    updated: str  # properties.lastUpdatedTime
+
+
+class StaticToken:
+    """A ``TokenCredential`` for a bearer token obtained elsewhere (``az account get-access-token``)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def error(where: str, exc: Exception) -> OperationError:
+    """An azure-core exception as memprov's error: retryable or not, with what to do."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+    from azure.identity import CredentialUnavailableError
+
+    if isinstance(exc, CredentialUnavailableError):
+        return OperationError(
+            f"{where}: no Azure credentials found; run `az login`, set AZURE_TENANT_ID/AZURE_CLIENT_ID/"
+            "AZURE_CLIENT_SECRET, run where a managed or workload identity is available, or set targets.azure.token"
+        )
+    if isinstance(exc, HttpResponseError):
+        status = int(exc.status_code or 0)
+        code = str(getattr(exc.error, "code", "") or "")
+        message = str(getattr(exc.error, "message", "") or exc.reason or "").replace("\n", " ")[:300]
+        text = f"{where} -> HTTP {status}" + (f" {code}" if code else "") + (f" ({message})" if message else "")
+        if status == 401 or (isinstance(exc, ClientAuthenticationError) and not status):
+            detail = text if status else f"{where}: cannot get an Azure token ({str(exc)[:300]})"
+            return OperationError(
+                f"{detail}; Azure rejected the credentials: check `az login`, the AZURE_* variables or "
+                "targets.azure.token (and that it is a token for https://management.azure.com)"
+            )
+        if status == 403:
+            return OperationError(f"{text}; grant {ROLE} on the resource group to the identity memprov runs as")
+        if status in (408, 429) or status >= 500:
+            response = getattr(exc, "response", None)
+            headers = getattr(response, "headers", None) or {}
+            return RetryableError(text, retry_after(headers.get("Retry-After")))
+        if status == 409:
+            return OperationError(f"{text}; another change to this rule is in progress: run memprov plan again")
+        return OperationError(text)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return RetryableError(f"{where}: cannot reach Azure Resource Manager ({type(exc).__name__}: {exc})")
+    return OperationError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+class AzureTarget(Target):
+    """Metric alert rules in one Azure resource group."""
+
+    type: ClassVar[str] = "azure"
+
+    def __init__(self, spec: ResolvedSpec, config: AzureConfig) -> None:
+        self.spec, self.config = spec, config
+        self.prefix = f"memprov-{spec.env}-"
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        c = self.config
+        where = f" via {c.endpoint}" if c.endpoint != DEFAULT_ENDPOINT else ""
+        return f"azure {c.resource_group}{where} (metric alerts {self.prefix}*)"
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from azure.mgmt.monitor import MonitorManagementClient
+
+                c = self.config
+                credential: Any
+                if c.token is not None:
+                    credential = StaticToken(resolve(c.token) or "")  # required: raises when unset
+                else:
+                    from azure.identity import DefaultAzureCredential
+
+                    credential = DefaultAzureCredential()
+                self._client = MonitorManagementClient(
+                    credential,
+                    c.subscription_id,
+                    base_url=c.endpoint,
+                    connection_verify=c.ca_bundle or True,
+                    retry_total=0,  # no azure-core retries: the engine retries, honouring Retry-After
+                    connection_timeout=c.timeout,
+                    read_timeout=c.timeout,
+                    user_agent="memprov",
+                )
+            return self._client
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        from azure.core.exceptions import AzureError
+
+        try:
+            return fn()
+        except AzureError as e:
+            raise error(f"Azure {self.config.resource_group}: {what}", e) from e
+
+    # --- reading -------------------------------------------------------------------------------
+    def _resource(self, backend: Backend, alert: Any) -> Resource:
+        body = alert.serialize(keep_readonly=True)
+        owns = getattr(backend, "owns", None)
+        tags = body.get("tags") or {}
+        return Resource(
+            "metric-alert",
+            str(alert.name),
+            body,
+            owned=bool(owns and owns(body)),
+            job=tags.get("memprov-job"),
+            title=str(tags.get("memprov-job") or ""),
+            handle=Live(str(alert.id or ""), str(body.get("properties", {}).get("lastUpdatedTime", ""))),
+        )
+
+    def read_live(self, backend: Backend) -> list[Resource]:
+        rg = self.config.resource_group
+        alerts = self.call("list metric alerts", lambda: list(self.client.metric_alerts.list_by_resource_group(rg)))
+        wanted = backend.desired_keys
+        out = [self._resource(backend, a) for a in alerts]
+        return sorted((r for r in out if r.owned or r.key in wanted), key=lambda r: r.key)
+
+    def current(self, backend: Backend, name: str) -> Resource | None:
+        """The rule as it is now, or None."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        rg = self.config.resource_group
+        try:
+            alert = self.call(f"get {name}", lambda: self._get(rg, name))
+        except OperationError as e:
+            if isinstance(e.__cause__, ResourceNotFoundError):
+                return None
+            raise
+        return self._resource(backend, alert)
+
+    def _get(self, rg: str, name: str) -> Any:
+        return self.client.metric_alerts.get(rg, name)
+
+    # --- writing -------------------------------------------------------------------------------
+    def _put(self, desired: Resource) -> None:
+        from azure.mgmt.monitor.models import MetricAlertResource
+
+        rule = MetricAlertResource.deserialize(desired.body)
+        rg = self.config.resource_group
+        self.call(f"put {desired.key}", lambda: self.client.metric_alerts.create_or_update(rg, desired.key, rule))
+
+    def create(self, backend: Backend, desired: Resource) -> None:
+        now = self.current(backend, desired.key)
+        if now is not None and not now.owned:  # ours already (a retried put that had succeeded): just put
+            raise OperationError(
+                f"metric alert {desired.key} appeared in {self.config.resource_group} after the plan, not managed "
+                "by memprov; nothing was written. Run memprov plan again to review it."
+            )
+        self._put(desired)
+
+    def _check(self, now: Resource | None, planned: Resource, verb: str) -> None:
+        if now is None:
+            raise OperationError(f"metric alert {planned.key} was deleted since the plan; run memprov plan again")
+        if self.force:
+            return
+        if planned.owned and not now.owned:
+            raise OperationError(f"metric alert {planned.key} is no longer managed by memprov (tags); not {verb}")
+        before = planned.handle.updated if isinstance(planned.handle, Live) else None
+        after = now.handle.updated if isinstance(now.handle, Live) else None
+        if before != after:
+            raise OperationError(
+                f"metric alert {planned.key} was changed in Azure since the plan; it was not {verb}. "
+                "Review it with memprov plan, or apply --force."
+            )
+
+    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
+        if not live.owned and not self.force:  # the engine asks only with --force; never take over silently
+            raise OperationError(f"metric alert {desired.key} is not managed by memprov; pass --force to take it over")
+        now = self.current(backend, desired.key)
+        self._check(now, live, "updated")
+        assert now is not None
+        # PUT replaces the tags: keep other people's (cost centres...) and write memprov's own anew
+        theirs = {
+            k: v for k, v in (now.body.get("tags") or {}).items() if k != "managed-by" and not k.startswith("memprov-")
+        }
+        self._put(Resource(desired.kind, desired.key, {**desired.body, "tags": {**theirs, **desired.body["tags"]}}))
+
+    def delete(self, backend: Backend, live: Resource) -> None:
+        now = self.current(backend, live.key)
+        if now is None:
+            return  # already gone
+        if not now.owned:  # even with --force: memprov deletes only what it owns
+            raise OperationError(f"metric alert {live.key} is no longer managed by memprov (tags); it was not deleted")
+        self._check(now, live, "deleted")
+        rg = self.config.resource_group
+        self.call(f"delete {live.key}", lambda: self.client.metric_alerts.delete(rg, live.key))
