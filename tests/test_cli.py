@@ -12,7 +12,7 @@ from provisioner.yamlio import loads
 from tests.helpers import example_repo, memprov
 
 JOBS = ("clv-daily", "image-embed", "doc-embed")
-ENVS = ("aws", "azure", "dev", "local", "prod", "staging")
+ENVS = ("aws", "azure", "dev", "gcp", "local", "prod", "staging")
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_completion_completes_verbs_environments_and_backends(
 def test_validate_ok(repo: Path) -> None:
     result = memprov("validate", cwd=repo)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "✓ memprov.yaml is valid for aws, azure, dev, local, prod, staging (3 jobs)\n"
+    assert result.stdout == "✓ memprov.yaml is valid for aws, azure, dev, gcp, local, prod, staging (3 jobs)\n"
 
 
 def test_validate_reports_file_line_and_exits_2(repo: Path) -> None:
@@ -98,8 +98,8 @@ def test_validate_unknown_environment_exits_2(repo: Path) -> None:
     result = memprov("validate", "--env", "prdo", cwd=repo)
     assert result.returncode == 2
     assert result.stderr == (
-        "error: unknown environment 'prdo' (did you mean 'prod'?); available: aws, azure, dev, local, prod, staging "
-        "(add environments/prdo.yaml to create it)\n"
+        "error: unknown environment 'prdo' (did you mean 'prod'?); available: aws, azure, dev, gcp, local, prod, "
+        "staging (add environments/prdo.yaml to create it)\n"
     )
 
 
@@ -115,7 +115,7 @@ def test_spec_option_and_environment_variable(repo: Path, tmp_path: Path) -> Non
 def test_render_writes_the_committed_dashboards_then_check_passes(repo: Path) -> None:
     result = memprov("render", cwd=repo)
     assert result.returncode == 0, result.stderr
-    assert "24 file(s) written." in result.stdout
+    assert "28 file(s) written." in result.stdout
     for env in ENVS:
         names = sorted(p.name for p in (repo / "dashboards" / env).iterdir())
         assert names == sorted(f"memprov-{env}-{job}.json" for job in (*JOBS, "overview"))
@@ -125,7 +125,7 @@ def test_render_writes_the_committed_dashboards_then_check_passes(repo: Path) ->
     assert "Everything was already up to date." in again.stdout
     check = memprov("render", "--check", cwd=repo)
     assert check.returncode == 0
-    assert check.stdout == "✓ rendered artefacts are up to date (aws, azure, dev, local, prod, staging)\n"
+    assert check.stdout == "✓ rendered artefacts are up to date (aws, azure, dev, gcp, local, prod, staging)\n"
 
 
 def test_render_check_shows_a_readable_diff_after_a_spec_change(repo: Path) -> None:
@@ -340,7 +340,7 @@ def test_init_scaffolds_a_repository_that_validates_and_is_up_to_date(tmp_path: 
     new = tmp_path / "monitoring"
     for rel in ("memprov.yaml", "environments/local.yaml", "environments/prod.yaml", "templates/README.md"):
         assert (new / rel).is_file(), rel
-    assert len(list((new / "dashboards").rglob("*.json"))) == 24
+    assert len(list((new / "dashboards").rglob("*.json"))) == 28
     assert memprov("validate", cwd=new).returncode == 0
     assert memprov("render", "--check", cwd=new).returncode == 0
     again = memprov("init", "monitoring", cwd=tmp_path)

@@ -24,7 +24,7 @@ def overlay(repo: Path, text: str, env: str = "prod") -> Path:
 
 
 def test_environments_are_local_plus_the_files(repo: Path) -> None:
-    assert environments(repo / "memprov.yaml") == ["aws", "azure", "dev", "local", "prod", "staging"]
+    assert environments(repo / "memprov.yaml") == ["aws", "azure", "dev", "gcp", "local", "prod", "staging"]
     (repo / "environments" / "local.yaml").unlink()
     assert "local" in environments(repo / "memprov.yaml")  # the embedded default
     assert load(repo / "memprov.yaml", "local").environment.description == ""

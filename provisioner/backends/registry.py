@@ -23,6 +23,7 @@ BACKENDS: dict[str, str] = {
     "alertmanager": "provisioner.backends.alertmanager:AlertmanagerBackend",
     "grafana": "provisioner.backends.grafana:GrafanaBackend",
     "cloudwatch": "provisioner.backends.cloudwatch:CloudWatchBackend",
+    "gcp": "provisioner.backends.gcp:GcpBackend",
     "azure": "provisioner.backends.azure:AzureBackend",
 }
 

@@ -16,7 +16,7 @@ from provisioner.spec.merge import Merge
 from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
 from provisioner.units import format_duration
 
-BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure"]
+BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure", "gcp"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
 Runtime = Literal["kubernetes", "vm", "process"]
 Severity = Literal["info", "warning", "critical"]
@@ -197,6 +197,73 @@ class Metrics(Strict):
     oom_events: str | None = Field(default=None, pattern=METRIC_PATTERN)
 
 
+GCP_PROJECT = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+PATTERN_HELP[GCP_PROJECT] = "use a Google Cloud project id, e.g. ml-batch-prod (6-30 lowercase letters, digits, '-')"
+GCP_NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
+PATTERN_HELP[GCP_NAME] = "use letters, digits and . : / _ - (a Cloud Monitoring label value or metric type)"
+GcpName = Annotated[str, Field(pattern=GCP_NAME)]
+GCP_CHANNEL = r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$"
+PATTERN_HELP[GCP_CHANNEL] = (
+    "use a notification channel name, e.g. projects/ml-batch-prod/notificationChannels/1234567890"
+)
+
+
+class Gcp(Strict):
+    """Where the job's memory metrics live in Cloud Monitoring (the ``gcp`` backend).
+
+    ``platform`` defaults from the runtime (kubernetes: gke, vm and process: gce). GKE system
+    metrics are selected by ``cluster`` (and optionally ``location``) plus the job's namespace,
+    pod and container selectors; Compute Engine Ops Agent metrics by ``instance_id``.
+    ``managed_prometheus`` says that Managed Service for Prometheus also collects the job's
+    Prometheus series, so the kinds Cloud Monitoring cannot express (anomaly, a baseline learnt
+    from history) become PromQL conditions. ``metric`` and ``filter`` override the defaults.
+    """
+
+    platform: Literal["gke", "gce"] | None = Field(
+        default=None, description="gke | gce; default from runtime (kubernetes: gke, else gce)"
+    )
+    project: str | None = Field(
+        default=None, pattern=GCP_PROJECT, description="the project the job runs in, when the metrics scope has several"
+    )
+    cluster: GcpName | None = Field(default=None, description="GKE cluster_name")
+    location: GcpName | None = Field(default=None, description="GKE cluster location (zone or region)")
+    namespace: GcpName | None = Field(default=None, description="GKE namespace_name; default selector.namespace")
+    instance_id: str | None = Field(default=None, pattern=r"^\d{1,20}$", description="GCE numeric instance_id")
+    managed_prometheus: bool = Field(
+        default=False, description="Managed Service for Prometheus collects the job's series: PromQL conditions"
+    )
+    metric: GcpName | None = Field(default=None, description="override the usage metric type (fraction of the limit)")
+    filter: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="override the resource part of the metric filters"
+    )
+    period: Duration = Field(default=60.0, description="alignment period of the usage conditions: n x 60s")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: float) -> float:
+        if v < 60 or v % 60 or v > 86400:
+            raise ValueError(
+                f"{format_duration(v)} is not an alignment period for alerting; use 1m to 1d in whole minutes"
+            )
+        return v
+
+    def missing(self, runtime: str) -> str | None:
+        """What the job's platform needs and this block lacks, as a message; None when complete."""
+        if self.filter is not None:
+            return None
+        platform = self.platform or ("gke" if runtime == "kubernetes" else "gce")
+        key, need = {
+            "gke": ("cluster", "the GKE cluster (resource label cluster_name)"),
+            "gce": ("instance_id", "the Compute Engine instance the Ops Agent runs on (instance_id)"),
+        }[platform]
+        if getattr(self, key) is None:
+            return (
+                f"the gcp backend needs gcp.{key}: {need} for platform {platform}; "
+                "set it (or gcp.filter) under the job or defaults.gcp"
+            )
+        return None
+
+
 AWS_NAME = r"^[A-Za-z0-9_.:/@+=-]+$"
 PATTERN_HELP[AWS_NAME] = "use at most 255 letters, digits and . : / @ + = _ - (a CloudWatch name or dimension value)"
 AWS_DIMENSION_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -349,6 +416,7 @@ class Defaults(Strict):
         default="https://runbooks.example.com/memprov/{job}", description="runbook link; {job} and {env} are filled in"
     )
     labels: dict[str, str] = {}
+    gcp: Gcp = Gcp()
     aws: Aws = Aws()
     azure: Azure = Azure()
 
@@ -398,6 +466,7 @@ class Job(Strict):
     runbook_url: str | None = None
     metrics: Metrics = Metrics()
     labels: dict[str, str] = {}
+    gcp: Gcp | None = None
     aws: Aws | None = None
     azure: Azure | None = None
 

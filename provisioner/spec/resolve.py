@@ -149,6 +149,9 @@ def resolve(
         if warn is None or crit is None:
             continue
         backends = tuple(job.backends if job.backends is not None else d.backends)
+        gcp = overlay(d.gcp, job.gcp)
+        if "gcp" in backends and (missing := gcp.missing(job.runtime)):
+            problems.append(((*jp, "gcp") if job.gcp else jp, missing))
         aws = overlay(d.aws, job.aws)
         if "cloudwatch" in backends and (missing := aws.missing(job.runtime)):
             problems.append(((*jp, "aws") if job.aws else jp, missing))
@@ -187,6 +190,7 @@ def resolve(
                 dashboard_url=dash_url,
                 sources=sources(job.runtime, job.selector, job.metrics),
                 labels={**d.labels, **environment.labels, **job.labels},
+                gcp=gcp,
                 aws=aws,
                 azure=azure,
             )

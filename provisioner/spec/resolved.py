@@ -18,6 +18,7 @@ from provisioner.spec.model import (
     Azure,
     Baseline,
     BaselineAlert,
+    Gcp,
     Growth,
     Notification,
     Route,
@@ -58,6 +59,7 @@ class ResolvedJob:
     dashboard_url: str
     sources: Sources
     labels: dict[str, str] = field(default_factory=dict)
+    gcp: Gcp = field(default_factory=Gcp)  # Cloud Monitoring metric source (the gcp backend)
     aws: Aws = field(default_factory=Aws)  # CloudWatch metric source (the cloudwatch backend)
     azure: Azure = field(default_factory=Azure)  # Azure Monitor metric source (the azure backend)
 

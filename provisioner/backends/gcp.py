@@ -1,0 +1,200 @@
+"""The ``gcp`` backend: per job, the Cloud Monitoring alert policies of every alert kind.
+
+A resource's body is the exact ``AlertPolicy`` (REST JSON; see :mod:`provisioner.render.gcp`),
+whatever the target: ``files`` writes one JSON policy per file under ``out/<env>/gcp/`` (the
+embedded default; nothing needs Google Cloud), ``gcp`` applies them to a project through the
+real client over gRPC (:mod:`provisioner.backends.gcp_api`). A policy's key is its display name
+(``memprov-<env>-<job>-<kind>``); the resource name (``projects/P/alertPolicies/ID``) is assigned
+by the server and kept as the live resource's handle. Both sides are normalised with the same
+function: server-owned fields (``name``, ``creationRecord``, ``mutationRecord``, the conditions'
+names) dropped, as are the default values ``MessageToDict`` leaves out, and only memprov's own
+user labels compared (someone else's ``cost-centre`` label on a policy is not drift).
+Ownership: the user labels ``managed-by: memprov``, ``memprov-env`` and ``memprov-spec``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioner.backends.base import Backend, Resource, Support, Target
+from provisioner.backends.files import FilesConfig
+from provisioner.names import MANAGED_BY, ownership_tags
+from provisioner.render import gcp as render
+from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
+from provisioner.spec.resolved import ResolvedSpec
+from provisioner.spec.types import Duration, SecretRef
+
+ChannelName = Annotated[str, Field(pattern=GCP_CHANNEL)]
+SERVER_OWNED = ("name", "creationRecord", "mutationRecord")
+
+
+class Channels(BaseModel):
+    """Notification channels per severity; policies of a severity without one notify nobody (the plan says so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    info: list[ChannelName] = []
+    warning: list[ChannelName] = []
+    critical: list[ChannelName] = []
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: Channels = Channels()
+    auto_close: Duration = Field(
+        default=1800.0, ge=1800, le=604800, description="close an incident after this long without data (30m to 7d)"
+    )
+    notification_rate_limit: Duration | None = Field(
+        default=None,
+        description="at most one notification per period (Cloud Monitoring applies it to log-based policies only)",
+    )
+
+
+class GcpFilesConfig(FilesConfig, _Policy):
+    """``targets.gcp: {type: files, dir, channels}``: the policies, with the channels they would use."""
+
+
+class GcpConfig(_Policy):
+    """``targets.gcp: {type: gcp, project, channels}``; credentials: Application Default Credentials."""
+
+    type: Literal["gcp"]
+    project: str = Field(pattern=GCP_PROJECT, description="the project that holds the alert policies")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$",
+        description="host:port; default monitoring.googleapis.com:443",
+    )
+    insecure: bool = Field(default=False, description="plaintext gRPC to endpoint (a local test server only)")
+    access_token: SecretRef | None = Field(
+        default=None, description="an OAuth access token ({env: NAME}) instead of Application Default Credentials"
+    )
+    timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
+
+
+def _owned_label(key: str) -> bool:
+    return key == "managed-by" or key.startswith("memprov-")
+
+
+def _prune(value: Any) -> Any:
+    """Default values dropped (as ``MessageToDict`` leaves them out), numbers as floats."""
+    if isinstance(value, dict):
+        out = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {}, 0, False) or k == "enabled"}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def normalise_policy(body: Any) -> Any:
+    """The fields memprov sends, written one way: desired and live policies compare equal when they mean the same."""
+    if not isinstance(body, dict) or "displayName" not in body:
+        return body
+    out = {k: v for k, v in body.items() if k not in SERVER_OWNED}
+    out["conditions"] = [{k: v for k, v in c.items() if k != "name"} for c in out.get("conditions", [])]
+    out["userLabels"] = {k: v for k, v in sorted((out.get("userLabels") or {}).items()) if _owned_label(k)}
+    out.setdefault("enabled", True)
+    return _prune(out)
+
+
+def labels_of(body: Any) -> dict[str, str]:
+    labels = body.get("userLabels") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in (labels or {}).items()}
+
+
+class GcpBackend(Backend):
+    name = "gcp"
+    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": GcpFilesConfig, "gcp": GcpConfig}
+    FILE_GLOB = "*.json"
+
+    @classmethod
+    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
+        from provisioner.backends.gcp_api import GcpTarget
+
+        if not isinstance(config, GcpConfig):  # pragma: no cover - the registry builds files targets
+            raise TypeError(f"unexpected target config {type(config).__name__}")
+        return GcpTarget(spec, config)
+
+    @property
+    def config(self) -> GcpConfig | GcpFilesConfig | None:
+        config = self.spec.targets.get(self.name)
+        return config if isinstance(config, GcpConfig | GcpFilesConfig) else None
+
+    @property
+    def channels(self) -> dict[str, list[str]]:
+        channels = self.config.channels if self.config else Channels()
+        return {k: list(v) for k, v in channels.model_dump().items() if v}
+
+    def render(self) -> list[Resource]:
+        config = self.config or GcpFilesConfig()
+        return [
+            Resource("policy", p["displayName"], p, job=job.id, title=job.name)
+            for job in self.spec.jobs_using(self.name)
+            for p in render.policies(self.spec, job, self.channels, config.auto_close, config.notification_rate_limit)
+        ]
+
+    def normalise(self, body: Any) -> Any:
+        return normalise_policy(body)
+
+    def owns(self, body: Any) -> bool:
+        """Every ownership label present with this environment's and spec's values."""
+        labels = labels_of(body)
+        return all(labels.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
+
+    def support(self) -> list[Support]:
+        return [
+            Support(job.id, kind, level, note)
+            for job in self.spec.jobs_using(self.name)
+            for kind, level, note in render.support(job)
+        ]
+
+    def notes(self) -> list[str]:
+        out = []
+        levels = (render.NATIVE, render.APPROXIMATED, render.UNSUPPORTED)
+        for job in self.spec.jobs_using(self.name):
+            found = render.support(job)
+            parts = [f"{lvl}: {', '.join(k for k, lv, _ in found if lv == lvl)}" for lvl in levels]
+            shown = " · ".join(p for p in parts if not p.endswith(": "))
+            out.append(f"{job.id}: alert kinds on gcp ({render.platform(job)}) — {shown}")
+            out += render.caveats(job)
+        severities = {labels_of(r.body).get("memprov-severity", "") for r in self.desired}
+        missing = sorted(s for s in severities if s not in self.channels)
+        if missing:
+            out.append(
+                f"no notification channel for {', '.join(missing)}: those policies notify nobody; "
+                "set targets.gcp.channels in the environment file"
+            )
+        if self.config and self.config.notification_rate_limit is not None:
+            out.append(
+                "notification_rate_limit is sent, but Cloud Monitoring applies it to log-based policies only; "
+                "metric policies notify once per incident and auto_close ends incidents"
+            )
+        return out
+
+    # --- files codec ---------------------------------------------------------------------------
+    def filename(self, key: str) -> str:
+        return f"{key}.json"
+
+    def key_for_path(self, relpath: str) -> str | None:
+        prefix = f"{MANAGED_BY}-{self.spec.env}-"
+        if "/" in relpath or not relpath.endswith(".json") or not relpath.startswith(prefix):
+            return None
+        return relpath.removesuffix(".json")
+
+    def kind_of(self, key: str) -> str:
+        return "policy"
+
+    def serialise(self, resource: Resource) -> str:
+        return json.dumps(resource.body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def parse(self, key: str, text: str) -> tuple[Any, bool]:
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(str(e)) from None
+        return body, self.owns(body)
