@@ -291,3 +291,33 @@ def test_a_job_on_azure_only_gets_an_azure_monitor_dashboard(tmp_path: Path) -> 
     clv = next(j for j in spec.jobs if j.id == "clv-daily")  # warning 6Gi (75 %), critical 7.5Gi of 8Gi
     assert steps(available) == [None, round(100 - 100 * clv.critical_ratio, 4), round(100 - 100 * clv.warning_ratio, 4)]
     assert steps(available) == [None, 6.25, 25.0]  # the alerts fire below 25 % / 6.25 % available
+
+
+def test_a_job_on_gcp_only_gets_a_cloud_monitoring_dashboard(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    env_file = repo / "environments" / "gcp.yaml"
+    text = env_file.read_text()
+    assert "\ntargets:\n" in text
+    extra = "jobs:\n  image-embed:\n    backends: [gcp, grafana]\n"
+    env_file.write_text(text.replace("\ntargets:\n", "\n" + extra + "targets:\n", 1))
+    spec = load(repo / "memprov.yaml", "gcp")
+    dash = next(d.data for d in grafana.dashboards(spec) if d.job == "image-embed")
+    assert errors(dash) == []
+    [variable] = [v for v in dash["templating"]["list"] if v["name"] == "datasource"]
+    assert variable["query"] == "stackdriver"
+    memory = panels(dash)["Memory, % of limit"]
+    [target] = memory["targets"]
+    query = target["timeSeriesList"]
+    assert query["projectName"] == "ml-batch-prod"
+    assert query["filters"] == [
+        "metric.type", "=", "kubernetes.io/container/memory/limit_utilization",
+        "AND", "metric.label.memory_type", "=", "non-evictable",
+        "AND", "resource.type", "=", "k8s_container",
+        "AND", "resource.label.cluster_name", "=", "ml-batch",
+        "AND", "resource.label.location", "=", "europe-west4",
+        "AND", "resource.label.namespace_name", "=", "batch",
+        "AND", "resource.label.container_name", "=", "image-infer",
+    ]  # fmt: skip
+    assert memory["fieldConfig"]["defaults"]["unit"] == "percentunit"  # limit_utilization is a fraction
+    assert steps(memory) == [None, 0.75, 0.9]
+    assert "| growth |" in panels(dash)["On Cloud Monitoring"]["options"]["content"]

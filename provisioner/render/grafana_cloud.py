@@ -1,4 +1,5 @@
-"""Dashboards for jobs watched by a cloud monitoring service instead of Prometheus.
+"""Dashboards for jobs watched by a cloud monitoring service (CloudWatch, Azure Monitor, Cloud
+Monitoring) instead of Prometheus.
 
 A job whose backends include a cloud (cloudwatch, …) but not ``prometheus`` has no memprov
 recording rules to chart; its dashboard queries the cloud's own Grafana data source for the same
@@ -38,6 +39,7 @@ class Cloud:
     support: Callable[[ResolvedJob], list[tuple[str, str, str]]]
     alarms: str  # what the cloud calls its alerts, for texts
     available: Callable[[ResolvedJob], bool] = lambda job: False  # the series is memory *available*, in %
+    fraction: Callable[[ResolvedJob], bool] = lambda job: False  # the series is a fraction (0–1), not percent
 
 
 def _cloudwatch_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
@@ -124,6 +126,59 @@ def _azure_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
     return support(job)
 
 
+def _gcp_filters(clauses: str) -> list[str]:
+    """A Cloud Monitoring filter (``a = "x" AND b = monitoring.regex.full_match("y")``) as the
+    Grafana plugin's filter tokens: ``["a", "=", "x", "AND", "b", "=~", "y"]``."""
+    import json
+    import re
+
+    out: list[str] = []
+    for clause in clauses.split(" AND "):
+        m = re.match(r"^\s*(\S+)\s*=\s*(.+?)\s*$", clause)
+        if not m:
+            continue
+        key, value = m.group(1).replace(".labels.", ".label."), m.group(2)
+        regex = re.match(r"^monitoring\.regex\.full_match\((.*)\)$", value)
+        op, literal = ("=~", regex.group(1)) if regex else ("=", value)
+        text = json.loads(literal) if literal.startswith('"') else literal
+        out += [*(["AND"] if out else []), key, op, str(text)]
+    return out
+
+
+def _gcp_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
+    from provisioner.render.gcp import source
+
+    src = source(job)
+    project = job.gcp.project or getattr(spec.targets.get("gcp"), "project", None) or ""
+    return [
+        {
+            "queryType": "timeSeriesList",
+            "timeSeriesList": {
+                "projectName": project,
+                "filters": _gcp_filters(f"{src.usage} AND {src.resource}"),
+                "perSeriesAligner": "ALIGN_MAX",
+                "crossSeriesReducer": "REDUCE_MAX",
+                "alignmentPeriod": "cloud-monitoring-auto",
+                "groupBys": [],
+                "preprocessor": "none",
+                "view": "FULL",
+            },
+        }
+    ]
+
+
+def _gcp_fraction(job: ResolvedJob) -> bool:
+    from provisioner.render.gcp import source
+
+    return source(job).scale == 1.0
+
+
+def _gcp_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
+    from provisioner.render.gcp import support
+
+    return support(job)
+
+
 CLOUDS = {
     "cloudwatch": Cloud("cloudwatch", "CloudWatch", "cloudwatch", _cloudwatch_queries, _cloudwatch_support, "alarms"),
     "azure": Cloud(
@@ -134,6 +189,15 @@ CLOUDS = {
         _azure_support,
         "metric alert rules",
         _azure_available,
+    ),
+    "gcp": Cloud(
+        "gcp",
+        "Cloud Monitoring",
+        "stackdriver",
+        _gcp_queries,
+        _gcp_support,
+        "alert policies",
+        fraction=_gcp_fraction,
     ),
 }
 
@@ -157,7 +221,11 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
     warn, crit = 100 * job.warning_ratio, 100 * job.critical_ratio
     pct_steps = steps(("orange", warn), ("red", crit))
     what, lines = "Memory, % of limit", f"Dashed lines: warning at {warn:.0f} %, critical at {crit:.0f} %."
-    if cloud.available(job):  # e.g. a VM's Available Memory Percentage: the alerts fire below 100 - X
+    unit, top = "percent", 100.0
+    if cloud.fraction(job):  # e.g. GKE's limit_utilization: 0–1
+        unit, top = "percentunit", 1.0
+        pct_steps = steps(("orange", job.warning_ratio), ("red", job.critical_ratio))
+    elif cloud.available(job):  # e.g. a VM's Available Memory Percentage: the alerts fire below 100 - X
         pct_steps = [
             {"color": "red", "value": None},
             {"color": "orange", "value": round(100 - crit, 4)},
@@ -184,10 +252,10 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
             f"The series the {cloud.title} {cloud.alarms} watch, as a percentage (limit {human(job.limit)}). {lines}",
             targets,
             b.pos(0, 1, 16, 9),
-            "percent",
+            unit,
             pct_steps,
             "dashed",
-            defaults={"min": 0, "max": 100},
+            defaults={"min": 0, "max": top},
         ),
         b.gauge(
             f"{what} (now)",
@@ -195,8 +263,8 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
             targets,
             b.pos(16, 1, 8, 9),
             pct_steps,
-            unit="percent",
-            maximum=100,
+            unit=unit,
+            maximum=top,
         ),
         b.row("Alert kinds", 10),
         b.text(f"On {cloud.title}", support, b.pos(0, 11, 12, 9)),
