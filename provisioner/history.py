@@ -386,11 +386,11 @@ class Source:
     series: tuple[Path, ...] = ()
     runs: Path | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    cloudwatch: bool = False
+    cloud: str | None = None  # cloudwatch | azure | gcp: through the environment's target of that backend
 
     def describe(self) -> str:
-        if self.cloudwatch:
-            return "cloudwatch"
+        if self.cloud:
+            return self.cloud
         if self.prometheus:
             return f"prometheus {self.prometheus}"
         if self.series:
@@ -405,13 +405,14 @@ def source_of(
     headers: Sequence[str],
     *,
     runs_ok: bool = True,
-    cloudwatch: bool = False,
+    clouds: Sequence[str] = (),
 ) -> Source:
-    """Check that exactly one source is given (and the headers' form); ``runs_ok``: a runs file or
-    CloudWatch will do (peaks only: no series to evaluate rules on)."""
-    flags = (("--prometheus", prometheus), ("--series", series), ("--runs", runs), ("--cloudwatch", cloudwatch))
+    """Check that exactly one source is given (and the headers' form); ``runs_ok``: a runs file or a
+    cloud (``clouds``: the cloud flags given, e.g. ``["azure"]``) will do (peaks only: no series to
+    evaluate rules on)."""
+    flags = [("--prometheus", prometheus), ("--series", series), ("--runs", runs), *((f"--{c}", True) for c in clouds)]
     given = [name for name, v in flags if v]
-    allowed = "--prometheus URL, --series FILE…" + (", --runs FILE or --cloudwatch" if runs_ok else "")
+    allowed = "--prometheus URL, --series FILE…" + (", --runs FILE, --cloudwatch, --azure or --gcp" if runs_ok else "")
     if not runs_ok and runs:
         raise UsageError("a runs file has peaks only, no series to evaluate rules on; give --prometheus or --series")
     if len(given) != 1:
@@ -423,7 +424,7 @@ def source_of(
         if not sep or not re.match(r"^[A-Za-z0-9-]+$", name.strip()):
             raise UsageError(f"--header {name.strip()!r}: write NAME: VALUE, e.g. 'X-Scope-OrgID: team-a'")
         pairs.append((name.strip(), value.strip()))
-    return Source(prometheus, tuple(series), runs, tuple(pairs), cloudwatch)
+    return Source(prometheus, tuple(series), runs, tuple(pairs), clouds[0] if clouds else None)
 
 
 @contextmanager

@@ -136,6 +136,7 @@ class GcpTarget(Target):
         self.prefix = f"memprov-{spec.env}-"
         self._client: Any = None
         self._lock = threading.Lock()
+        self._metric_client: Any = None
         self._uncertain: set[str] = set()  # creates that failed retryably: the next attempt checks first
 
     def describe(self) -> str:
@@ -180,6 +181,25 @@ class GcpTarget(Target):
                     transport = AlertPolicyServiceGrpcTransport(host=endpoint, credentials=credentials)
                 self._client = AlertPolicyServiceClient(transport=transport)
             return self._client
+
+    @property
+    def metric_client(self) -> Any:
+        """Cloud Monitoring's MetricService (time series, for ``memprov baseline --gcp``), same channel setup."""
+        with self._lock:
+            if self._metric_client is None:
+                import grpc
+                from google.cloud.monitoring_v3 import MetricServiceClient
+                from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+                credentials = self._credentials()
+                endpoint = self.config.endpoint or DEFAULT_ENDPOINT
+                if self.config.insecure:
+                    channel = grpc.intercept_channel(grpc.insecure_channel(endpoint), _auth_interceptor(credentials))
+                    transport = MetricServiceGrpcTransport(channel=channel)
+                else:
+                    transport = MetricServiceGrpcTransport(host=endpoint, credentials=credentials)
+                self._metric_client = MetricServiceClient(transport=transport)
+            return self._metric_client
 
     def call(self, what: str, fn: Callable[[Any], T]) -> T:
         """``fn(client)`` with Google API errors as memprov's."""

@@ -216,6 +216,8 @@ def baseline(
     cloudwatch: Annotated[
         bool, typer.Option("--cloudwatch", help="GetMetricData through the environment's cloudwatch target")
     ] = False,
+    azure: Annotated[bool, typer.Option("--azure", help="Azure Monitor metrics through the azure target")] = False,
+    gcp: Annotated[bool, typer.Option("--gcp", help="Cloud Monitoring time series through the gcp target")] = False,
     header: HeaderOpt = None,
     job: JobsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print, do not write baselines/<env>.yaml")] = False,
@@ -230,7 +232,7 @@ def baseline(
         prometheus=prometheus,
         series=series or [],
         runs=runs,
-        cloudwatch=cloudwatch,
+        clouds=[name for name, on in (("cloudwatch", cloudwatch), ("azure", azure), ("gcp", gcp)) if on],
         headers=header or [],
         jobs=job or [],
         dry_run=dry_run,

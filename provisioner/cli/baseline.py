@@ -15,6 +15,8 @@ from provisioner.errors import EXIT_FAILED, EXIT_OK, SpecError, UsageError
 from provisioner.spec.loader import load
 from provisioner.units import format_duration, format_size
 
+CLOUD_EXAMPLES = {"cloudwatch": "aws", "azure": "azure", "gcp": "gcp"}
+
 
 def _fmt(n: float | None) -> str:
     return f"{format_size(n)}B" if n is not None else "—"
@@ -29,7 +31,7 @@ def run(
     prometheus: str | None,
     series: list[Path],
     runs: Path | None,
-    cloudwatch: bool,
+    clouds: list[str],
     headers: list[str],
     jobs: list[str],
     dry_run: bool,
@@ -37,13 +39,14 @@ def run(
 ) -> int:
     resolved = load(spec, env, baselines=False)  # the file this command rewrites may be what is wrong
     window = parse_since(since)
-    source = history.source_of(prometheus, series, runs, headers, cloudwatch=cloudwatch)
-    if cloudwatch:
-        selected = select_jobs(resolved.jobs_using("cloudwatch"), jobs, f"jobs on cloudwatch in {env}")
+    source = history.source_of(prometheus, series, runs, headers, clouds=clouds)
+    if source.cloud:
+        cloud = source.cloud
+        selected = select_jobs(resolved.jobs_using(cloud), jobs, f"jobs on {cloud} in {env}")
         if not selected:
             raise UsageError(
-                f"no job uses the cloudwatch backend in {env}, so there is no CloudWatch metric to read; "
-                "add cloudwatch to the jobs' backends (environments/aws.yaml shows how)"
+                f"no job uses the {cloud} backend in {env}, so there is no {cloud} metric to read; add {cloud} "
+                f"to the jobs' backends (environments/{CLOUD_EXAMPLES[cloud]}.yaml shows how)"
             )
     else:
         selected = select_jobs(resolved.jobs, jobs, "the spec has")
@@ -54,11 +57,18 @@ def run(
         for job in selected:
             found[job.id] = [r for r in all_runs if r.job == job.id and r.start >= last - window]
         start, end = last - window, last
-    elif source.cloudwatch:
+    elif source.cloud:
+        from provisioner import history_cloud
+
+        read = {
+            "cloudwatch": history.read_runs_cloudwatch,
+            "azure": history_cloud.read_runs_azure,
+            "gcp": history_cloud.read_runs_gcp,
+        }[source.cloud]
         end = time.time()
         start = end - window
         for job in selected:
-            found[job.id] = history.read_runs_cloudwatch(resolved, job, start, end)
+            found[job.id] = read(resolved, job, start, end)
     else:
         with history.open_querier(source, resolved.scrape_interval) as (prom, first, last):
             end = last

@@ -28,6 +28,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 API_VERSION = "2018-03-01"
+METRICS_API_VERSION = "2024-02-01"
+METRICS_PATH = re.compile(
+    r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+)/providers/Microsoft\.Insights/metrics$"
+)
 PATH = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Insights/metricAlerts(?:/([^/]+))?$", re.I
 )
@@ -105,6 +109,10 @@ class FakeArm:
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: itertools.count[int] = field(default_factory=itertools.count)
+    # metric values: (resource id, namespace, metric) -> {series labels: [(unix seconds, value), …]}
+    metrics: dict[tuple[str, str, str], dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]] = field(
+        default_factory=dict
+    )
 
     def fail(self, method: str, **kw: Any) -> Fault:
         fault = Fault(method, **kw)
@@ -194,6 +202,9 @@ def handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {fake.token}":
                 self.error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is invalid.")
                 return 401
+            metrics = METRICS_PATH.match(urlparse(self.path).path)
+            if metrics is not None and method == "GET":
+                return self.metrics(metrics[1], parse_qs(query))
             if parse_qs(query).get("api-version") != [API_VERSION]:
                 self.error(400, "InvalidApiVersionParameter", f"The api-version is not supported; use {API_VERSION}.")
                 return 400
@@ -247,6 +258,69 @@ def handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
                 }
                 fake.rules[key] = rule
             self.send(200, rule)  # 200 for create AND update: azure-mgmt-monitor rejects 201
+            return 200
+
+        def metrics(self, resource: str, q: dict[str, list[str]]) -> int:
+            """``GET {resource}/providers/Microsoft.Insights/metrics``: values per interval, aggregated as asked."""
+            if q.get("api-version") != [METRICS_API_VERSION]:
+                self.error(400, "InvalidApiVersionParameter", f"use api-version {METRICS_API_VERSION}")
+                return 400
+            (metric,), (namespace,), (aggregation,) = q["metricnames"], q["metricnamespace"], q["aggregation"]
+            start, end = (
+                datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+                for x in q["timespan"][0].split("/")
+            )
+            step = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT1H": 3600}[q["interval"][0]]
+            if aggregation not in ("Maximum", "Minimum"):
+                self.error(400, "BadRequest", f"aggregation {aggregation} is not served by this fake")
+                return 400
+            pick = max if aggregation == "Maximum" else min
+            with fake.lock:
+                found = fake.metrics.get((resource.lower(), namespace, metric))
+            if found is None:
+                self.error(
+                    400,
+                    "BadRequest",
+                    f"Failed to find metric configuration for provider: {namespace}, metric: {metric}",
+                )
+                return 400
+            series = []
+            for labels, points in sorted(found.items()):
+                buckets: dict[float, list[float]] = {}
+                for t, v in points:
+                    if start <= t < end:
+                        buckets.setdefault(t - (t - start) % step, []).append(v)
+                data = [
+                    {
+                        "timeStamp": datetime.datetime.fromtimestamp(b, datetime.UTC)
+                        .isoformat()
+                        .replace("+00:00", "Z"),
+                        aggregation.lower(): pick(vs),
+                    }
+                    for b, vs in sorted(buckets.items())
+                ]
+                meta = [{"name": {"value": k, "localizedValue": k}, "value": v} for k, v in labels]
+                series.append({"metadatavalues": meta, "data": data})
+            self.send(
+                200,
+                {
+                    "cost": 0,
+                    "timespan": q["timespan"][0],
+                    "interval": q["interval"][0],
+                    "namespace": namespace,
+                    "resourceregion": "westeurope",
+                    "value": [
+                        {
+                            "id": f"{resource}/providers/Microsoft.Insights/metrics/{metric}",
+                            "type": "Microsoft.Insights/metrics",
+                            "name": {"value": metric, "localizedValue": metric},
+                            "unit": "Percent",
+                            "timeseries": series,
+                            "errorCode": "Success",
+                        }
+                    ],
+                },
+            )
             return 200
 
         def do_GET(self) -> None:

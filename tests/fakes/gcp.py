@@ -28,12 +28,17 @@ from typing import Any
 import grpc
 from google.cloud.monitoring_v3.types import alert as alert_t
 from google.cloud.monitoring_v3.types import alert_service as svc_t
+from google.cloud.monitoring_v3.types import common as common_t
+from google.cloud.monitoring_v3.types import metric as metric_t
+from google.cloud.monitoring_v3.types import metric_service as msvc_t
 from google.protobuf import empty_pb2
 
 SERVICE = "google.monitoring.v3.AlertPolicyService"
 AP = alert_t.AlertPolicy.pb()
 REQ = {n: getattr(svc_t, n + "AlertPolicyRequest").pb() for n in ("Create", "Get", "Update", "Delete")}
 LIST_REQ, LIST_RESP = svc_t.ListAlertPoliciesRequest.pb(), svc_t.ListAlertPoliciesResponse.pb()
+METRIC_SERVICE = "google.monitoring.v3.MetricService"
+TS_REQ, TS_RESP = msvc_t.ListTimeSeriesRequest.pb(), msvc_t.ListTimeSeriesResponse.pb()
 LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
 CLAUSE = re.compile(r'^\s*(user_labels\.(?:"([^"]+)"|([a-z0-9_-]+))|display_name)\s*=\s*"([^"]*)"\s*$')
 
@@ -63,6 +68,38 @@ class FakeAlertPolicies:
     faults: list[Fault] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # time series by their filter (exactly as the client sends it): one list of (unix seconds, value) per series
+    series: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
+
+    def list_time_series(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        """``MetricService.ListTimeSeries`` with ALIGN_MAX per alignment period and REDUCE_MAX across series,
+        newest point first, as the API returns them; an unknown filter has no data."""
+        self._pre(ctx, "ListTimeSeries", req.filter)
+        agg = req.aggregation
+        if agg.per_series_aligner != common_t.Aggregation.Aligner.ALIGN_MAX or (
+            agg.cross_series_reducer != common_t.Aggregation.Reducer.REDUCE_MAX
+        ):
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "this fake serves ALIGN_MAX with REDUCE_MAX only")
+        period = agg.alignment_period.seconds or 60
+        start, end = req.interval.start_time.seconds, req.interval.end_time.seconds
+        buckets: dict[int, float] = {}
+        with self.lock:
+            found = self.series.get(req.filter, [])
+        for points in found:
+            for t, v in points:
+                if start <= t < end:
+                    b = int(start + (t - start) // period * period + period)  # the period's end
+                    buckets[b] = max(buckets.get(b, v), v)
+        ts = metric_t.TimeSeries.pb()()
+        for b in sorted(buckets, reverse=True):
+            point = ts.points.add()
+            point.interval.end_time.seconds = b
+            point.interval.start_time.seconds = b - period
+            point.value.double_value = buckets[b]
+        response = TS_RESP()
+        if buckets:
+            response.time_series.append(ts)
+        return response
 
     def fail(
         self, method: str, code: grpc.StatusCode, times: int = 1, target: str | None = None, message: str = "injected"
@@ -259,8 +296,11 @@ def serve(fake: FakeAlertPolicies) -> Iterator[str]:
             "DeleteAlertPolicy": unary(fake.delete, REQ["Delete"], empty_pb2.Empty),
         },
     )
+    metrics = grpc.method_handlers_generic_handler(
+        METRIC_SERVICE, {"ListTimeSeries": unary(fake.list_time_series, TS_REQ, TS_RESP)}
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((handler, metrics))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
