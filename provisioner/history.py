@@ -495,6 +495,14 @@ def read_runs_cloudwatch(
         token = page.get("NextToken")
         if not token:
             break
+    return runs_from_points(job, points, period)
+
+
+def runs_from_points(job: ResolvedJob, points: Iterable[tuple[float, float]], period: float) -> list[Run]:
+    """Runs from one series per job of ``(unix seconds, percent of the limit)`` points, as the clouds
+    keep them: a gap of more than two periods ends a run; peaks are the percentage times the limit."""
+    from datetime import UTC, datetime
+
     runs: list[Run] = []
     limit = float(job.limit)
     for t, percent in sorted(points):

@@ -11,30 +11,14 @@ spec's limit, and there is no trough velocity at this resolution.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.errors import UsageError
-from provisioner.history import Run
+from provisioner.history import Run, runs_from_points
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 PERIOD = 300
-
-
-def runs_from_points(job: ResolvedJob, points: Iterable[tuple[float, float]], period: float) -> list[Run]:
-    """Runs from ``(unix seconds, percent of the limit)`` points: a gap of more than two periods ends a run."""
-    runs: list[Run] = []
-    limit = float(job.limit)
-    for t, percent in sorted(points):
-        value = percent / 100 * limit
-        if runs and t - runs[-1].step <= 2 * period:
-            run = runs[-1]
-            run.step, run.end, run.peak, run.last_peak = t, t + period, max(run.peak, value), value
-        else:
-            instance = (("series", f"{job.id}@{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%MZ}"),)
-            runs.append(Run(job.id, instance, t, t + period, value, limit, step=t, last_peak=value))
-    return runs
 
 
 def _target(spec: ResolvedSpec, backend: str, example: str) -> Any:
