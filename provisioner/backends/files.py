@@ -54,26 +54,29 @@ class FileCodec(Protocol):
         ...
 
 
-def atomic_write(path: Path, text: str, *, sync_dir: bool = True) -> None:
+def atomic_write(path: Path, text: str, *, sync_dir: bool = True, durable: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one.
 
     ``sync_dir=False`` leaves the directory's fsync (which makes the rename durable) to the caller,
     who writes many files into few directories: :func:`sync_dirs` once for all of them.
+    ``durable=False`` skips the fsyncs altogether, for output that is regenerated at will
+    (``memprov render``): still atomic for readers, but a power cut may lose the last files written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if sync_dir:
+    if sync_dir and durable:
         sync_dirs([path.parent])
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provisioner import artefacts
-from provisioner.backends.files import atomic_write, sync_dirs
+from provisioner.backends.files import atomic_write
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
 from provisioner.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -60,27 +60,28 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
     return EXIT_FAILED
 
 
-WRITERS = 8  # files written at once: each write waits on the disk (fsync), not on the CPU
+WRITERS = 8  # files written at once
 
 
 def _write_changed(files: dict[Path, str]) -> int:
     """Write the files whose content differs, atomically, several at a time; how many were written.
 
-    The first failure is raised once every write has finished: no write is left half-done.
+    Rendered files are regenerated at will, so they are not fsynced (``apply`` fsyncs what it writes
+    to a files target): readers never see a torn file, and a crash at worst calls for another
+    ``memprov render``. The first failure is raised once every write has finished.
     """
 
     def one(item: tuple[Path, str]) -> bool:
         path, text = item
         if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
             return False
-        atomic_write(path, text, sync_dir=False)
+        atomic_write(path, text, durable=False)
         return True
 
     for parent in sorted({p.parent for p in files}):  # directories first, once, not raced by the writers
         parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         futures = [pool.submit(one, item) for item in files.items()]
-    sync_dirs(p.parent for p in files)  # the renames made durable, once per directory
     return sum(f.result() for f in futures)
 
 
