@@ -14,14 +14,14 @@ an alarm are not drift). Ownership: the tags ``managed-by: memprov``, ``memprov-
 
 from __future__ import annotations
 
-import json
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.backends.base import Backend, Resource, Support, Target
+from provisioner.backends.base import Resource, Target
+from provisioner.backends.cloud import CloudBackend
 from provisioner.backends.files import FilesConfig
-from provisioner.names import MANAGED_BY, ownership_tags
 from provisioner.render import cloudwatch as render
 from provisioner.spec.environment import AWS_REGION_PATTERN, SNS_ARN_PATTERN
 from provisioner.spec.resolved import ResolvedSpec
@@ -138,10 +138,14 @@ def tags_of(body: Any) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in tags or [] if isinstance(t, dict) and "Key" in t}
 
 
-class CloudWatchBackend(Backend):
+class CloudWatchBackend(CloudBackend):
+    KIND = "alarm"
+    RENDER: ClassVar[ModuleType] = render
+    NO_RECEIVER = (
+        "no SNS topic for {severities}: those alarms notify nobody; set targets.cloudwatch.sns in the environment file"
+    )
     name = "cloudwatch"
     TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": CloudWatchFilesConfig, "cloudwatch": CloudWatchConfig}
-    FILE_GLOB = "*.json"
 
     @classmethod
     def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
@@ -172,55 +176,8 @@ class CloudWatchBackend(Backend):
     def normalise(self, body: Any) -> Any:
         return normalise_alarm(body)
 
-    def owns(self, body: Any) -> bool:
-        """Every ownership tag present with this environment's and spec's values."""
-        tags = tags_of(body)
-        return all(tags.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
+    def labels(self, body: Any) -> dict[str, str]:
+        return tags_of(body)
 
-    def support(self) -> list[Support]:
-        return [
-            Support(job.id, kind, level, note)
-            for job in self.spec.jobs_using(self.name)
-            for kind, level, note in render.support(job)
-        ]
-
-    def notes(self) -> list[str]:
-        out = []
-        levels = (render.NATIVE, render.APPROXIMATED, render.UNSUPPORTED)
-        for job in self.spec.jobs_using(self.name):
-            found = render.support(job)
-            parts = [f"{lvl}: {', '.join(k for k, lv, _ in found if lv == lvl)}" for lvl in levels]
-            shown = " · ".join(p for p in parts if not p.endswith(": "))
-            out.append(f"{job.id}: alert kinds on cloudwatch ({render.source(job).platform}) — {shown}")
-            out += render.caveats(job)
-        severities = {str(tags_of(r.body).get("memprov-severity")) for r in self.desired}
-        missing = sorted(s for s in severities if s not in self.topics)
-        if missing:
-            out.append(
-                f"no SNS topic for {', '.join(missing)}: those alarms notify nobody; "
-                "set targets.cloudwatch.sns in the environment file"
-            )
-        return out
-
-    # --- files codec ---------------------------------------------------------------------------
-    def filename(self, key: str) -> str:
-        return f"{key}.json"
-
-    def key_for_path(self, relpath: str) -> str | None:
-        prefix = f"{MANAGED_BY}-{self.spec.env}-"
-        if "/" in relpath or not relpath.endswith(".json") or not relpath.startswith(prefix):
-            return None
-        return relpath.removesuffix(".json")
-
-    def kind_of(self, key: str) -> str:
-        return "alarm"
-
-    def serialise(self, resource: Resource) -> str:
-        return json.dumps(resource.body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    def parse(self, key: str, text: str) -> tuple[Any, bool]:
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(str(e)) from None
-        return body, self.owns(body)
+    def receivers(self) -> set[str]:
+        return set(self.topics)

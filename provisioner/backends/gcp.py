@@ -14,14 +14,14 @@ Ownership: the user labels ``managed-by: memprov``, ``memprov-env`` and ``mempro
 
 from __future__ import annotations
 
-import json
+from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner.backends.base import Backend, Resource, Support, Target
+from provisioner.backends.base import Resource, Target
+from provisioner.backends.cloud import CloudBackend
 from provisioner.backends.files import FilesConfig
-from provisioner.names import MANAGED_BY, ownership_tags
 from provisioner.render import gcp as render
 from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
 from provisioner.spec.resolved import ResolvedSpec
@@ -107,10 +107,15 @@ def labels_of(body: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (labels or {}).items()}
 
 
-class GcpBackend(Backend):
+class GcpBackend(CloudBackend):
+    KIND = "policy"
+    RENDER: ClassVar[ModuleType] = render
+    NO_RECEIVER = (
+        "no notification channel for {severities}: those policies notify nobody; "
+        "set targets.gcp.channels in the environment file"
+    )
     name = "gcp"
     TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": GcpFilesConfig, "gcp": GcpConfig}
-    FILE_GLOB = "*.json"
 
     @classmethod
     def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
@@ -141,60 +146,16 @@ class GcpBackend(Backend):
     def normalise(self, body: Any) -> Any:
         return normalise_policy(body)
 
-    def owns(self, body: Any) -> bool:
-        """Every ownership label present with this environment's and spec's values."""
-        labels = labels_of(body)
-        return all(labels.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
+    def labels(self, body: Any) -> dict[str, str]:
+        return labels_of(body)
 
-    def support(self) -> list[Support]:
-        return [
-            Support(job.id, kind, level, note)
-            for job in self.spec.jobs_using(self.name)
-            for kind, level, note in render.support(job)
-        ]
+    def receivers(self) -> set[str]:
+        return set(self.channels)
 
-    def notes(self) -> list[str]:
-        out = []
-        levels = (render.NATIVE, render.APPROXIMATED, render.UNSUPPORTED)
-        for job in self.spec.jobs_using(self.name):
-            found = render.support(job)
-            parts = [f"{lvl}: {', '.join(k for k, lv, _ in found if lv == lvl)}" for lvl in levels]
-            shown = " · ".join(p for p in parts if not p.endswith(": "))
-            out.append(f"{job.id}: alert kinds on gcp ({render.platform(job)}) — {shown}")
-            out += render.caveats(job)
-        severities = {labels_of(r.body).get("memprov-severity", "") for r in self.desired}
-        missing = sorted(s for s in severities if s not in self.channels)
-        if missing:
-            out.append(
-                f"no notification channel for {', '.join(missing)}: those policies notify nobody; "
-                "set targets.gcp.channels in the environment file"
-            )
+    def extra_notes(self) -> list[str]:
         if self.config and self.config.notification_rate_limit is not None:
-            out.append(
+            return [
                 "notification_rate_limit is sent, but Cloud Monitoring applies it to log-based policies only; "
                 "metric policies notify once per incident and auto_close ends incidents"
-            )
-        return out
-
-    # --- files codec ---------------------------------------------------------------------------
-    def filename(self, key: str) -> str:
-        return f"{key}.json"
-
-    def key_for_path(self, relpath: str) -> str | None:
-        prefix = f"{MANAGED_BY}-{self.spec.env}-"
-        if "/" in relpath or not relpath.endswith(".json") or not relpath.startswith(prefix):
-            return None
-        return relpath.removesuffix(".json")
-
-    def kind_of(self, key: str) -> str:
-        return "policy"
-
-    def serialise(self, resource: Resource) -> str:
-        return json.dumps(resource.body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    def parse(self, key: str, text: str) -> tuple[Any, bool]:
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(str(e)) from None
-        return body, self.owns(body)
+            ]
+        return []

@@ -1,0 +1,87 @@
+"""What the cloud backends (cloudwatch, azure, gcp) share: ownership by labels or tags, the
+native / approximated / unsupported report per job and kind, and a files codec of one JSON
+request body per resource (``memprov-<env>-….json``).
+
+A subclass says what its resources are called (``KIND``), where a body keeps its labels
+(:meth:`labels`), which severities have somewhere to notify (:meth:`receivers`) and what to
+tell the user when one has none (``NO_RECEIVER``), and gives its render module (``RENDER``:
+``support(job)``, ``platform(job)``, ``caveats(job)`` and the level names).
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any, ClassVar
+
+from provisioner.backends.base import Backend, Resource, Support
+from provisioner.names import MANAGED_BY, ownership_tags
+
+
+class CloudBackend(Backend):
+    KIND: ClassVar[str]
+    RENDER: ClassVar[ModuleType]
+    NO_RECEIVER: ClassVar[str]  # "no SNS topic for {severities}: …"
+    FILE_GLOB = "*.json"
+
+    def labels(self, body: Any) -> dict[str, str]:
+        """The body's tags / labels / user_labels, as a mapping."""
+        raise NotImplementedError
+
+    def receivers(self) -> set[str]:
+        """The severities that notify someone (a topic, an action group, a channel)."""
+        raise NotImplementedError
+
+    def extra_notes(self) -> list[str]:
+        return []
+
+    def owns(self, body: Any) -> bool:
+        """Every ownership label present with this environment's and spec's values."""
+        labels = self.labels(body)
+        return all(labels.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
+
+    def support(self) -> list[Support]:
+        return [
+            Support(job.id, kind, level, note)
+            for job in self.spec.jobs_using(self.name)
+            for kind, level, note in self.RENDER.support(job)
+        ]
+
+    def notes(self) -> list[str]:
+        """Per job, which alert kinds are native, approximated or unsupported here; then caveats."""
+        r, out = self.RENDER, []
+        levels = (r.NATIVE, r.APPROXIMATED, r.UNSUPPORTED)
+        for job in self.spec.jobs_using(self.name):
+            found = r.support(job)
+            parts = [f"{lvl}: {', '.join(k for k, lv, _ in found if lv == lvl)}" for lvl in levels]
+            shown = " · ".join(p for p in parts if not p.endswith(": "))
+            out.append(f"{job.id}: alert kinds on {self.name} ({r.platform(job)}) — {shown}")
+            out += r.caveats(job)
+        severities = {self.labels(res.body).get("memprov-severity", "") for res in self.desired} - {""}
+        missing = sorted(s for s in severities if s not in self.receivers())
+        if missing:
+            out.append(self.NO_RECEIVER.format(severities=", ".join(missing)))
+        return out + self.extra_notes()
+
+    # --- files codec: one JSON body per resource -------------------------------------------------
+    def filename(self, key: str) -> str:
+        return f"{key}.json"
+
+    def key_for_path(self, relpath: str) -> str | None:
+        prefix = f"{MANAGED_BY}-{self.spec.env}-"
+        if "/" in relpath or not relpath.endswith(".json") or not relpath.startswith(prefix):
+            return None
+        return relpath.removesuffix(".json")
+
+    def kind_of(self, key: str) -> str:
+        return self.KIND
+
+    def serialise(self, resource: Resource) -> str:
+        return json.dumps(resource.body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def parse(self, key: str, text: str) -> tuple[Any, bool]:
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(str(e)) from None
+        return body, self.owns(body)
