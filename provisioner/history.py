@@ -327,12 +327,35 @@ def _time(value: object, where: Where) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def read_runs_file(path: Path, jobs: Iterable[str]) -> list[Run]:
-    """Runs from a CSV (header ``job,start,end,peak[,outcome][,limit]``) or JSON (a list of objects) file."""
-    known = set(jobs)
-    text = "".join(_open_text(path))
+def _run_history(path: Path, env: str | None) -> list[tuple[Where, dict[str, Any]]]:
+    """Rows from ``memprov run``'s history (a directory, or its ``runs.jsonl``), dead wrappers'
+    heartbeats included as ``incomplete``; runs of other environments are left out."""
+    from provisioner.run import history as run_history
+
+    try:
+        records = run_history.read(path if path.is_dir() else path.parent)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     rows: list[tuple[Where, dict[str, Any]]] = []
-    if path.suffix == ".json" or path.name.endswith(".json.gz"):
+    for file, line, r in records:
+        if env is not None and r.get("env") not in (None, "", env):
+            continue
+        row = {"job": r.get("job"), "start": r.get("started_at"), "end": r.get("ended_at")}
+        row |= {"peak": r.get("peak_rss_bytes"), "outcome": r.get("outcome"), "limit": r.get("limit_bytes")}
+        rows.append(((file, line, ""), row | {"run": r.get("run_id"), "node": r.get("host")}))
+    return rows
+
+
+def read_runs_file(path: Path, jobs: Iterable[str], env: str | None = None) -> list[Run]:
+    """Runs from a CSV (header ``job,start,end,peak[,outcome][,limit]``) or JSON (a list of objects) file,
+    or from ``memprov run``'s history (its directory or ``runs.jsonl``; only ``env``'s runs when given)."""
+    known = set(jobs)
+    history = path.is_dir() or path.suffix == ".jsonl"
+    text = "" if history else "".join(_open_text(path))
+    rows: list[tuple[Where, dict[str, Any]]] = []
+    if history:
+        rows = _run_history(path, env)
+    elif path.suffix == ".json" or path.name.endswith(".json.gz"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

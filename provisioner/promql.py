@@ -36,7 +36,12 @@ class Sources:
     oom_terminated: tuple[str, ...] = ()  # kube-state-metrics selectors: 1 when the container was OOM-killed
 
 
-def sources(runtime: Runtime, selector: Selector, metrics: Metrics) -> Sources:
+WRAPPER_RSS = "memprov_job_rss_bytes"  # what `memprov run` exports (provisioner/run/metrics.py)
+
+
+def sources(runtime: Runtime, selector: Selector, metrics: Metrics, job: str = "") -> Sources:
+    """The series of a job; a ``process`` job without a process-exporter ``groupname`` (or its own
+    ``metrics.working_set``) reads what ``memprov run --job <job>`` exports."""
     regex = dict(selector.regex)
     if runtime == "kubernetes":
         exact = {
@@ -70,6 +75,15 @@ def sources(runtime: Runtime, selector: Selector, metrics: Metrics) -> Sources:
             limit=f"{metrics.limit or 'node_memory_MemTotal_bytes'}{m}",
             oom_events=f"{metrics.oom_events or 'node_vmstat_oom_kill'}{m}",
             group_by=("instance",),
+            node_label="instance",
+        )
+    if job and not selector.groupname and not metrics.working_set:
+        m = matchers({"memprov_job": job}, regex)
+        return Sources(
+            working_set=f"{WRAPPER_RSS}{m}",
+            limit=f"{metrics.limit}{m}" if metrics.limit else None,
+            oom_events=f"{metrics.oom_events}{m}" if metrics.oom_events else None,
+            group_by=("instance", "memprov_job"),
             node_label="instance",
         )
     m = matchers(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner.promql import WRAPPER_RSS
 from provisioner.render import prometheus as prom
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 from provisioner.units import format_duration
@@ -276,6 +277,8 @@ def _instance_labels(spec: ResolvedSpec, job: ResolvedJob, scenario: str) -> dic
         }
     if job.runtime == "vm":
         return {"instance": sel.instance or f"{job.id}-vm:9100"}
+    if job.sources.working_set.startswith(WRAPPER_RSS + "{"):  # memprov run's own series
+        return {"memprov_job": job.id, "instance": "host-a:9100"}
     return {"groupname": sel.groupname or job.id, "instance": "host-a:9256"}
 
 
@@ -356,7 +359,8 @@ def _series(spec: ResolvedSpec, job: ResolvedJob, sc: Scenario, step: float) -> 
                 "values": encode([None if v is None else total - v for v in ws]),
             },
         ]
-    return [{"series": sel(_metric(m.working_set), {"memtype": "resident"}), "values": encode(ws)}]
+    memtype = {} if m.working_set.startswith(WRAPPER_RSS + "{") else {"memtype": "resident"}
+    return [{"series": sel(_metric(m.working_set), memtype), "values": encode(ws)}]
 
 
 def _metric(selector: str) -> str:

@@ -211,7 +211,10 @@ def baseline(
     prometheus: PrometheusOpt = None,
     series: SeriesOpt = None,
     runs: Annotated[
-        Path | None, typer.Option("--runs", metavar="FILE", help="CSV/JSON of runs: job,start,end,peak[,outcome]")
+        Path | None,
+        typer.Option(
+            "--runs", metavar="FILE", help="CSV/JSON of runs (job,start,end,peak[,outcome]) or a memprov run --history"
+        ),
     ] = None,
     cloudwatch: Annotated[
         bool, typer.Option("--cloudwatch", help="GetMetricData through the environment's cloudwatch target")
@@ -311,8 +314,63 @@ def init(
     _run(ctx, "init", directory=directory, force=force)
 
 
+@app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def run_job(
+    ctx: typer.Context,
+    command: Annotated[list[str] | None, typer.Argument(help="the job's command, after --", show_default=False)] = None,
+    job: Annotated[str, typer.Option("--job", "-j", help="the job's id in the spec")] = "",
+    env: Annotated[str, typer.Option("--env", "-e", help="environment label", envvar="MEMPROV_ENV")] = "local",
+    interval: Annotated[str, typer.Option("--interval", help="sampling interval (50ms to 60s)")] = "1s",
+    history: Annotated[
+        Path | None, typer.Option("--history", metavar="DIR", help="append the run to DIR/runs.jsonl", file_okay=False)
+    ] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", metavar="KEY=VALUE", help="recorded with the run")] = None,
+    limit: Annotated[
+        str | None, typer.Option("--limit", metavar="SIZE", help="limit for guards (default: cgroup)")
+    ] = None,
+    guard: Annotated[
+        list[str] | None, typer.Option("--guard", metavar="95%:SIGTERM", help="act at a share of the limit (exit 75)")
+    ] = None,
+    textfile: Annotated[
+        Path | None, typer.Option("--textfile", metavar="DIR", help="node_exporter textfile directory", file_okay=False)
+    ] = None,
+    pushgateway: Annotated[str | None, typer.Option("--pushgateway", metavar="URL", help="push metrics there")] = None,
+    listen: Annotated[str | None, typer.Option("--listen", metavar="HOST:PORT", help="serve /metrics there")] = None,
+    cgroup: Annotated[
+        Path | None, typer.Option("--cgroup", metavar="DIR", help="the job's own memory cgroup", hidden=True)
+    ] = None,
+) -> None:
+    """Run a job, record its true peak memory in the history, publish metrics, guard its limit."""
+    if not job:
+        from provisioner.cli.console import error
+
+        error("--job is required: memprov run --job ID [options] -- COMMAND [ARGS…]")
+        raise typer.Exit(2)
+    _run(
+        ctx,
+        "run",
+        job=job,
+        env=env,
+        interval=interval,
+        history=history,
+        meta=meta or [],
+        limit=limit,
+        guard=guard or [],
+        textfile=textfile,
+        pushgateway=pushgateway,
+        listen=listen,
+        cgroup=cgroup,
+        command=command or [],
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
+    args = sys.argv[1:]
+    if args[:1] == ["run"] and not {"-h", "--help"} & set(args[: args.index("--") if "--" in args else None]):
+        from provisioner.cli.run import main_fast  # a job wrapper's start-up: no typer parsing
+
+        sys.exit(main_fast(args[1:]))
     try:
         app(prog_name="memprov")  # also under `python -m provisioner`: same usage lines, same completion
     except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while typer parses

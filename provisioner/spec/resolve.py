@@ -188,7 +188,7 @@ def resolve(
                 runbook_url=runbook,
                 dashboard_uid=uid,
                 dashboard_url=dash_url,
-                sources=sources(job.runtime, job.selector, job.metrics),
+                sources=sources(job.runtime, job.selector, job.metrics, job_id),
                 labels={**d.labels, **environment.labels, **job.labels},
                 gcp=gcp,
                 aws=aws,
