@@ -47,7 +47,7 @@ def iso(t: float) -> str:
 def main() -> None:
     spec = load(ROOT / "memprov.yaml", "local")
     shapes = []
-    for job in spec.jobs:
+    for job in (j for j in spec.jobs if j.runtime == "kubernetes"):  # cAdvisor series: the kubernetes jobs
         b = job.baseline
         assert b and b.peak_p50 and b.peak_p95 and b.velocity and job.selector.namespace and job.selector.container
         shapes.append(

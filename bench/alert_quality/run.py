@@ -37,7 +37,7 @@ from provisioner.evaluate.inline import inline_group  # noqa: E402
 from provisioner.evaluate.prom import Series, TempPrometheus  # noqa: E402
 from provisioner.render.prometheus import rule_group  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
-from provisioner.spec.resolved import ResolvedSpec  # noqa: E402
+from provisioner.spec.resolved import ResolvedJob, ResolvedSpec  # noqa: E402
 from provisioner.units import parse_duration  # noqa: E402
 
 STATIC_GROUP: dict[str, Any] = {
@@ -56,9 +56,15 @@ _OFFSET = re.compile(r"\boffset\s+([0-9][0-9smhdwy]*)")
 _RANGE = re.compile(r"\[\s*([0-9][0-9smhdwy]*)\s*(?::[^\]]*)?\]")
 
 
+def traced_jobs(spec: ResolvedSpec) -> list[ResolvedJob]:
+    """The jobs the generator can trace: cAdvisor series of kubernetes jobs (the example's process
+    job, wrapped by `memprov run`, has other series and is left out)."""
+    return [j for j in spec.jobs_using("prometheus") if j.runtime == "kubernetes"]
+
+
 def job_shapes(spec: ResolvedSpec) -> list[JobShape]:
     out = []
-    for job in spec.jobs:
+    for job in traced_jobs(spec):
         b = job.baseline
         if b is None or b.peak_p50 is None or b.peak_p95 is None or b.velocity is None:
             raise SystemExit(f"job {job.id}: the benchmark needs memory.baseline peak_p50, peak_p95 and velocity")
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     clock = time.monotonic()
     spec = load(args.spec, args.env)
-    groups = [rule_group(spec, job) for job in spec.jobs]
+    groups = [rule_group(spec, job) for job in traced_jobs(spec)]
     need = history_needed(groups)
     history_days = args.history_days if args.history_days is not None else math.ceil(need / DAY) + 1
     plan = Plan(
