@@ -162,24 +162,28 @@ class GcpTarget(Target):
             ) from e
         return credentials
 
+    def _transport(self, transport_class: Any) -> Any:
+        """A gRPC transport of ``transport_class`` to the configured endpoint, with credentials (a local
+        plaintext server: an insecure channel that still sends ``authorization: Bearer …``)."""
+        import grpc
+
+        credentials = self._credentials()
+        endpoint = self.config.endpoint or DEFAULT_ENDPOINT
+        if self.config.insecure:
+            channel = grpc.intercept_channel(grpc.insecure_channel(endpoint), _auth_interceptor(credentials))
+            return transport_class(channel=channel)
+        return transport_class(host=endpoint, credentials=credentials)
+
     @property
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                import grpc
                 from google.cloud.monitoring_v3 import AlertPolicyServiceClient
                 from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
                     AlertPolicyServiceGrpcTransport,
                 )
 
-                credentials = self._credentials()
-                endpoint = self.config.endpoint or DEFAULT_ENDPOINT
-                if self.config.insecure:
-                    channel = grpc.intercept_channel(grpc.insecure_channel(endpoint), _auth_interceptor(credentials))
-                    transport = AlertPolicyServiceGrpcTransport(channel=channel)
-                else:
-                    transport = AlertPolicyServiceGrpcTransport(host=endpoint, credentials=credentials)
-                self._client = AlertPolicyServiceClient(transport=transport)
+                self._client = AlertPolicyServiceClient(transport=self._transport(AlertPolicyServiceGrpcTransport))
             return self._client
 
     @property
@@ -187,18 +191,10 @@ class GcpTarget(Target):
         """Cloud Monitoring's MetricService (time series, for ``memprov baseline --gcp``), same channel setup."""
         with self._lock:
             if self._metric_client is None:
-                import grpc
                 from google.cloud.monitoring_v3 import MetricServiceClient
                 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 
-                credentials = self._credentials()
-                endpoint = self.config.endpoint or DEFAULT_ENDPOINT
-                if self.config.insecure:
-                    channel = grpc.intercept_channel(grpc.insecure_channel(endpoint), _auth_interceptor(credentials))
-                    transport = MetricServiceGrpcTransport(channel=channel)
-                else:
-                    transport = MetricServiceGrpcTransport(host=endpoint, credentials=credentials)
-                self._metric_client = MetricServiceClient(transport=transport)
+                self._metric_client = MetricServiceClient(transport=self._transport(MetricServiceGrpcTransport))
             return self._metric_client
 
     def call(self, what: str, fn: Callable[[Any], T]) -> T:
