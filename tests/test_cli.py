@@ -11,7 +11,7 @@ import pytest
 from provisioner.yamlio import loads
 from tests.helpers import example_repo, memprov
 
-JOBS = ("clv-daily", "image-embed", "doc-embed")
+JOBS = ("clv-daily", "image-embed", "doc-embed", "feature-batch")
 ENVS = ("aws", "azure", "dev", "gcp", "local", "prod", "staging")
 
 
@@ -81,7 +81,7 @@ def test_completion_completes_verbs_environments_and_backends(
 def test_validate_ok(repo: Path) -> None:
     result = memprov("validate", cwd=repo)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "✓ memprov.yaml is valid for aws, azure, dev, gcp, local, prod, staging (3 jobs)\n"
+    assert result.stdout == "✓ memprov.yaml is valid for aws, azure, dev, gcp, local, prod, staging (4 jobs)\n"
 
 
 def test_validate_reports_file_line_and_exits_2(repo: Path) -> None:
@@ -115,7 +115,7 @@ def test_spec_option_and_environment_variable(repo: Path, tmp_path: Path) -> Non
 def test_render_writes_the_committed_dashboards_then_check_passes(repo: Path) -> None:
     result = memprov("render", cwd=repo)
     assert result.returncode == 0, result.stderr
-    assert "28 file(s) written." in result.stdout
+    assert f"{len(ENVS) * (len(JOBS) + 1)} file(s) written." in result.stdout
     for env in ENVS:
         names = sorted(p.name for p in (repo / "dashboards" / env).iterdir())
         assert names == sorted(f"memprov-{env}-{job}.json" for job in (*JOBS, "overview"))
@@ -214,7 +214,7 @@ def test_plan_text(repo: Path) -> None:
     assert lines[0] == "memprov plan · environment local · spec batch-inference"
     assert "prometheus → files out/local/prometheus" in lines
     assert "  + rule-group memprov-local-clv-daily  (Customer lifetime value (daily))" in lines
-    assert "Plan: 9 to create, 0 to update, 0 to delete, 0 unchanged." in lines
+    assert "Plan: 11 to create, 0 to update, 0 to delete, 0 unchanged." in lines
     assert any(line.startswith("Checksum ") for line in lines)
     assert not (repo / "out").exists()  # plan never writes
 
@@ -225,14 +225,14 @@ def test_plan_markdown_has_the_table(repo: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "### memprov plan for `local`"
     assert "| backend | target | create | update | delete | unchanged |" in lines
-    assert "| prometheus | `files out/local/prometheus` | 3 | 0 | 0 | 0 |" in lines
-    assert "| grafana | `files out/local/grafana` | 5 | 0 | 0 | 0 |" in lines  # 4 dashboards, 1 provider
+    assert "| prometheus | `files out/local/prometheus` | 4 | 0 | 0 | 0 |" in lines
+    assert "| grafana | `files out/local/grafana` | 6 | 0 | 0 | 0 |" in lines  # 4 dashboards, 1 provider
     assert lines[-1].startswith("Apply exactly this plan: `memprov apply --env local --checksum ")
 
 
 def test_plan_json_parses_and_matches_the_text_checksum(repo: Path) -> None:
     data = json.loads(memprov("plan", "--env", "local", "--format", "json", cwd=repo).stdout)
-    assert data["counts"] == {"create": 9, "update": 0, "delete": 0, "no-op": 0, "conflict": 0}
+    assert data["counts"] == {"create": 11, "update": 0, "delete": 0, "no-op": 0, "conflict": 0}
     assert data["has_changes"] is True
     assert [b["backend"] for b in data["backends"]] == ["prometheus", "alertmanager", "grafana"]
     text = memprov("plan", "--env", "local", cwd=repo).stdout
@@ -251,11 +251,11 @@ def test_plan_detailed_exitcode_then_apply_then_nothing_to_do(repo: Path) -> Non
     assert memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo).returncode == 3
     applied = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Apply complete: 9 of 9 changes applied, 0 failed, 0 not attempted." in applied.stdout
+    assert "Apply complete: 11 of 11 changes applied, 0 failed, 0 not attempted." in applied.stdout
     assert (repo / "out" / "local" / "alertmanager" / "alertmanager.yml").is_file()
     again = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert again.returncode == 0
-    assert "Plan: 0 to create, 0 to update, 0 to delete, 9 unchanged." in again.stdout
+    assert "Plan: 0 to create, 0 to update, 0 to delete, 11 unchanged." in again.stdout
     nothing = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert nothing.returncode == 0 and "Nothing to do." in nothing.stdout
 
@@ -272,7 +272,7 @@ def test_apply_with_the_reviewed_checksum(repo: Path) -> None:
     checksum = json.loads(memprov("plan", "--env", "local", "--format", "json", cwd=repo).stdout)["checksum"]
     result = memprov("apply", "--env", "local", "--checksum", checksum, "--yes", cwd=repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 of 9 changes applied" in result.stdout
+    assert "11 of 11 changes applied" in result.stdout
 
 
 def test_apply_with_a_stale_checksum_changes_nothing(repo: Path) -> None:
@@ -340,7 +340,7 @@ def test_init_scaffolds_a_repository_that_validates_and_is_up_to_date(tmp_path: 
     new = tmp_path / "monitoring"
     for rel in ("memprov.yaml", "environments/local.yaml", "environments/prod.yaml", "templates/README.md"):
         assert (new / rel).is_file(), rel
-    assert len(list((new / "dashboards").rglob("*.json"))) == 28
+    assert len(list((new / "dashboards").rglob("*.json"))) == len(ENVS) * (len(JOBS) + 1)
     assert memprov("validate", cwd=new).returncode == 0
     assert memprov("render", "--check", cwd=new).returncode == 0
     again = memprov("init", "monitoring", cwd=tmp_path)

@@ -397,7 +397,8 @@ def test_the_engine_is_exercised_through_a_real_backend_too(tmp_path: Path) -> N
     resolved = load(example_repo(tmp_path / "repo") / "memprov.yaml", "local")
     backends = build(resolved)
     plan = make_plan("local", resolved.name, backends, retry=NO_SLEEP)
-    assert plan.counts()["create"] == 9
+    expected = 2 * len(resolved.jobs) + 3  # a rule file and a dashboard per job; routing, overview, provider
+    assert plan.counts()["create"] == expected == 11
     assert apply(plan, backends, retry=NO_SLEEP).ok
     again = make_plan("local", resolved.name, build(resolved), retry=NO_SLEEP)
-    assert not again.has_changes and again.counts()["no-op"] == 9
+    assert not again.has_changes and again.counts()["no-op"] == expected

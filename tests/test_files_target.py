@@ -20,7 +20,7 @@ from provisioner.spec.loader import load
 from tests.helpers import example_repo
 
 NO_SLEEP = RetryPolicy(sleep=lambda _delay: None)
-RULES = ("clv-daily", "image-embed", "doc-embed")
+RULES = ("clv-daily", "image-embed", "doc-embed", "feature-batch")
 
 
 def plan(repo: Path, env: str = "local") -> Plan:
@@ -154,7 +154,8 @@ def test_prune_deletes_only_owned_files(applied: Path) -> None:
     for name, text in hand_written.items():
         (prom / name).write_text(text)
     text = (repo / "memprov.yaml").read_text()
-    (repo / "memprov.yaml").write_text(text[: text.index("  doc-embed:")])
+    doc = text.index("  doc-embed:")
+    (repo / "memprov.yaml").write_text(text[:doc] + text[text.index("  feature-batch:") :])  # doc-embed removed
     (repo / "environments" / "prod.yaml").write_text("description: Production.\n")
     p, results = apply_all(repo)
     assert [c for c in changes(p) if c[1] == "delete"] == [

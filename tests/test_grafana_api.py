@@ -81,12 +81,13 @@ def test_create_then_replan_is_empty(live: Live) -> None:
     assert actions(plan) == {
         "memprov-live-clv-daily": Action.CREATE,
         "memprov-live-doc-embed": Action.CREATE,
+        "memprov-live-feature-batch": Action.CREATE,
         "memprov-live-image-embed": Action.CREATE,
         "memprov-live-overview": Action.CREATE,
     }
     assert plan.backends[0].target.startswith(f"api {live.url} folder 'memprov (live)'")
     report = live.apply()
-    assert report.ok and len(report.of(Outcome.APPLIED)) == 4
+    assert report.ok and len(report.of(Outcome.APPLIED)) == 5
     assert live.fake.folders["memprov-live"]["title"] == "memprov (live)"
     assert len(live.fake.calls("POST", "/api/folders")) == 1
     for uid, entry in live.fake.dashboards.items():
@@ -97,7 +98,7 @@ def test_create_then_replan_is_empty(live: Live) -> None:
     assert all(r.body["overwrite"] is False and "version" not in r.body["dashboard"] for r in saves)
     again, _ = live.plan()
     assert not again.has_changes, [(c.key, c.action, c.details) for c in again.actionable]
-    assert again.backends[0].live_owned == 4
+    assert again.backends[0].live_owned == 5
 
 
 def test_update_sends_the_planned_version_and_says_what_changed(live: Live) -> None:
@@ -158,7 +159,7 @@ def test_throttling_and_server_errors_are_retried_honouring_retry_after(live: Li
     assert report.ok, output.report_lines(report)
     assert live.sleeps.count(2.0) == 2
     assert len(live.sleeps) == 3  # the 503 without Retry-After: backoff with jitter
-    assert len(live.fake.dashboards) == 4
+    assert len(live.fake.dashboards) == 5
 
 
 def test_edit_in_the_ui_since_the_plan_is_refused_unless_forced(live: Live) -> None:
@@ -214,6 +215,7 @@ def test_a_failure_mid_apply_is_reported_exactly(live: Live) -> None:
     assert not report.ok
     assert {r.change.key for r in report.of(Outcome.APPLIED)} == {
         "memprov-live-clv-daily",
+        "memprov-live-feature-batch",
         "memprov-live-image-embed",
         "memprov-live-overview",
     }
@@ -223,7 +225,7 @@ def test_a_failure_mid_apply_is_reported_exactly(live: Live) -> None:
     [kept] = report.of(Outcome.SKIPPED)
     assert kept.change.key == "memprov-live-retired-job" and "kept because other grafana changes failed" in kept.message
     text = "\n".join(line for _, line in output.report_lines(report))
-    assert "Apply incomplete: 3 of 5 changes applied, 1 failed, 1 not attempted." in text
+    assert "Apply incomplete: 4 of 6 changes applied, 1 failed, 1 not attempted." in text
     assert "memprov-live-retired-job" in live.fake.dashboards
     assert ADMIN_TOKEN not in text
 
@@ -241,9 +243,9 @@ def test_bad_token_is_a_clear_error(live: Live, monkeypatch: pytest.MonkeyPatch)
 def test_read_only_token_can_plan_but_not_apply(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRAFANA_TOKEN", VIEWER_TOKEN)
     plan, backends = live.plan()
-    assert not plan.errors and len(plan.actionable) == 4
+    assert not plan.errors and len(plan.actionable) == 5
     report = apply(plan, backends, retry=live.retry)
-    assert len(report.of(Outcome.FAILED)) == 4
+    assert len(report.of(Outcome.FAILED)) == 5
     message = report.of(Outcome.FAILED)[0].message
     assert "403 Forbidden" in message and "Editor role" in message
     assert live.fake.dashboards == {} and live.fake.folders == {}
@@ -269,7 +271,7 @@ def test_contract_plan_apply_replan_prune(target: str, tmp_path: Path, monkeypat
             (repo / "environments" / f"{ENV}.yaml").write_text(f"grafana_url: {url}\n", encoding="utf-8")
         env = Live(fake, url, repo)
         first, _ = env.plan()
-        assert first.counts()["create"] == (5 if target == "files" else 4)  # files: + the provisioning file
+        assert first.counts()["create"] == (6 if target == "files" else 5)  # files: + the provisioning file
         assert env.apply().ok
         assert not env.plan()[0].has_changes
         env.edit_spec(
@@ -290,6 +292,7 @@ def test_contract_plan_apply_replan_prune(target: str, tmp_path: Path, monkeypat
         if target == "api":
             assert sorted(fake.dashboards) == [
                 "memprov-live-clv-daily",
+                "memprov-live-feature-batch",
                 "memprov-live-image-embed",
                 "memprov-live-overview",
             ]

@@ -29,19 +29,20 @@ def test_plan_apply_replan_through_the_cli(grafana: tuple[FakeGrafana, str, Path
         "plan", "--env", "live", "-b", "grafana", "--detailed-exitcode", "--format", "markdown", cwd=repo, env=TOKEN
     )
     assert plan.returncode == 3, plan.stdout + plan.stderr
-    assert f"| grafana | `api {url} folder 'memprov (live)'` | 4 | 0 | 0 | 0 |" in plan.stdout
+    assert f"| grafana | `api {url} folder 'memprov (live)'` | 5 | 0 | 0 | 0 |" in plan.stdout
     applied = memprov("apply", "--env", "live", "-b", "grafana", "--yes", cwd=repo, env=TOKEN)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "4 of 4 changes applied" in applied.stdout
+    assert "5 of 5 changes applied" in applied.stdout
     assert sorted(fake.dashboards) == [
         "memprov-live-clv-daily",
         "memprov-live-doc-embed",
+        "memprov-live-feature-batch",
         "memprov-live-image-embed",
         "memprov-live-overview",
     ]
     again = memprov("plan", "--env", "live", "-b", "grafana", "--detailed-exitcode", cwd=repo, env=TOKEN)
     assert again.returncode == 0, again.stdout
-    assert "0 to create, 0 to update, 0 to delete, 4 unchanged" in again.stdout
+    assert "0 to create, 0 to update, 0 to delete, 5 unchanged" in again.stdout
     assert ADMIN_TOKEN not in plan.stdout + applied.stdout + again.stdout + applied.stderr
 
 

@@ -72,7 +72,7 @@ def test_markdown_plan_is_a_readable_pull_request_comment(tmp_path: Path) -> Non
     result = memprov("plan", "--env", "local", "--format", "markdown", "--backend", "grafana", cwd=repo)
     assert result.returncode == 0, result.stderr
     md = result.stdout
-    assert "| grafana | `files out/local/grafana` | 0 | 2 | 0 | 3 |" in md
+    assert "| grafana | `files out/local/grafana` | 0 | 2 | 0 | 4 |" in md
     assert "- **update** dashboard `memprov-local-doc-embed` — memprov · Document embeddings (LLM) (local)" in md
     assert (
         '  - panel "Working set vs limit": thresholds green from -∞, orange from 18.72GiB, red from 21.6GiB → '

@@ -48,13 +48,14 @@ def test_preview_writes_a_deterministic_png_per_dashboard(tmp_path: Path) -> Non
     repo = example_repo(tmp_path / "repo")
     first = memprov("preview", "--env", "local", "--out", str(tmp_path / "a"), cwd=repo)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "4 picture(s) of environment local" in first.stdout
+    assert "5 picture(s) of environment local" in first.stdout
     second = memprov("preview", "--env", "local", "--out", str(tmp_path / "b"), cwd=repo)
     assert second.returncode == 0
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == [
         "memprov-local-clv-daily.png",
         "memprov-local-doc-embed.png",
+        "memprov-local-feature-batch.png",
         "memprov-local-image-embed.png",
         "memprov-local-overview.png",
     ]
@@ -97,5 +98,5 @@ def test_help_stays_light() -> None:
     )
     assert result.returncode == 0 and "preview" in result.stdout
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
-    heavy = {"matplotlib", "grafanalib", "httpx", "pydantic", "rich", "numpy", "jinja2", "yaml", "ruamel"}
+    heavy = {"matplotlib", "grafanalib", "httpx", "pydantic", "rich", "numpy", "jinja2", "yaml", "ruamel", "memray"}
     assert not imported & (heavy | {"boto3", "botocore", "azure", "google"})  # every cloud SDK, too

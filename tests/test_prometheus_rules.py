@@ -140,7 +140,7 @@ def test_memprov_test_proves_every_alert_kind(tmp_path: Path) -> None:
     out = tmp_path / "promtool"
     result = memprov("test", "--env", "prod", "--out", str(out), cwd=repo, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 promtool run(s) passed for 3 job(s) in prod" in result.stdout
+    assert "12 promtool run(s) passed for 4 job(s) in prod" in result.stdout
     tests = (out / "clv-daily.test.yaml").read_text() + (out / "clv-daily.drift.test.yaml").read_text()
     for alert in (
         "BatchJobMemoryWarning",

@@ -22,6 +22,8 @@ from tests.helpers import example_repo, memprov
 
 NO_SLEEP = RetryPolicy(sleep=lambda _s: None)
 
+JOBS = ("clv-daily", "image-embed", "doc-embed", "feature-batch")  # the example spec's jobs
+
 
 @pytest.fixture
 def ruler() -> Iterator[FakeRuler]:
@@ -50,11 +52,11 @@ def mimir_repo(tmp_path: Path, ruler: FakeRuler, monkeypatch: pytest.MonkeyPatch
 
 def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) -> None:
     plan, backends = _plan(mimir_repo, "mimir")
-    assert plan.counts()["create"] == 3 and not plan.errors
+    assert plan.counts()["create"] == len(JOBS) and not plan.errors
     report = apply(plan, backends, retry=NO_SLEEP)
-    assert report.ok and len(report.of(Outcome.APPLIED)) == 3
+    assert report.ok and len(report.of(Outcome.APPLIED)) == len(JOBS)
     ns = "memprov-batch-inference-mimir"
-    assert sorted(ruler.groups("ml", ns)) == [f"memprov-mimir-{j}" for j in ("clv-daily", "doc-embed", "image-embed")]
+    assert sorted(ruler.groups("ml", ns)) == [f"memprov-mimir-{j}" for j in sorted(JOBS)]
     assert ruler.groups("other-tenant", ns) == {}
 
     again, _ = _plan(mimir_repo, "mimir")
@@ -75,8 +77,8 @@ def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) ->
     # removing a job prunes its group, and leaves a group memprov does not own alone
     ruler.put("ml", ns, {"name": "hand-written", "rules": [{"alert": "X", "expr": "vector(1)"}]})
     spec_text = (mimir_repo / "memprov.yaml").read_text()
-    start = spec_text.index("  doc-embed:")
-    (mimir_repo / "memprov.yaml").write_text(spec_text[:start])
+    start, end = spec_text.index("  doc-embed:"), spec_text.index("  feature-batch:")
+    (mimir_repo / "memprov.yaml").write_text(spec_text[:start] + spec_text[end:])
     prune, backends = _plan(mimir_repo, "mimir")
     assert [(c.action, c.key) for c in prune.actionable] == [(Action.DELETE, "memprov-mimir-doc-embed")]
     assert apply(prune, backends, retry=NO_SLEEP).ok
@@ -91,14 +93,14 @@ def test_ruler_retries_throttling_and_reports_failures(mimir_repo: Path, ruler: 
     backends = build(spec, ["prometheus"])
     ruler.fail_next = [429, 503]  # the read is retried
     plan = make_plan(spec.env, spec.name, backends, retry=policy)
-    assert not plan.errors and plan.counts()["create"] == 3
+    assert not plan.errors and plan.counts()["create"] == len(JOBS)
     assert delays[0] == 0.0  # Retry-After: 0 honoured
     ruler.fail_next = [400]  # a permanent failure for the first create: the others still land
     report = apply(plan, backends, retry=policy, concurrency=1)
     failed = report.of(Outcome.FAILED)
     assert len(failed) == 1 and "HTTP 400" in failed[0].message
-    assert len(report.of(Outcome.APPLIED)) == 2
-    assert len(ruler.groups("ml", "memprov-batch-inference-mimir")) == 2
+    assert len(report.of(Outcome.APPLIED)) == len(JOBS) - 1
+    assert len(ruler.groups("ml", "memprov-batch-inference-mimir")) == len(JOBS) - 1
 
 
 def test_ruler_bad_token_is_a_clear_error(mimir_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +119,7 @@ def test_cortex_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         _env(repo, "cortex", f"  prometheus: {{type: cortex, url: '{fake.url}', tenant: t1, namespace: batch}}\n")
         plan, backends = _plan(repo, "cortex")
         assert apply(plan, backends, retry=NO_SLEEP).ok
-        assert len(fake.groups("t1", "batch")) == 3
+        assert len(fake.groups("t1", "batch")) == len(JOBS)
         assert all(path.startswith("/api/v1/rules/batch") for _, path in fake.requests)
     finally:
         fake.close()
@@ -134,7 +136,7 @@ def test_prometheusrule_manifests_pass_promtool(tmp_path: Path) -> None:
     plan, backends = _plan(repo, "k8s")
     assert apply(plan, backends, retry=NO_SLEEP).ok
     files = sorted((repo / "manifests").glob("*.yaml"))
-    assert len(files) == 3
+    assert len(files) == len(JOBS)
     doc = yaml.safe_load(files[0].read_text())
     assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
     assert doc["metadata"]["labels"] == {
@@ -178,9 +180,7 @@ def test_reload_target_against_a_real_prometheus(tmp_path: Path) -> None:
         result = memprov("apply", "--env", "live", "--backend", "prometheus", "--yes", cwd=repo)
         assert result.returncode == 0, result.stdout + result.stderr
         groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
-        assert sorted(g["name"] for g in groups) == [
-            f"memprov-live-{j}" for j in ("clv-daily", "doc-embed", "image-embed")
-        ]
+        assert sorted(g["name"] for g in groups) == [f"memprov-live-{j}" for j in sorted(JOBS)]
         alerts = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
         assert {"BatchJobMemoryWarning", "BatchJobMemoryGrowthFast", "BatchJobMemoryTimeToOOM"} <= alerts
         assert all(r["health"] != "err" for g in groups for r in g["rules"])
