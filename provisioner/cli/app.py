@@ -339,6 +339,10 @@ def run_job(
     cgroup: Annotated[
         Path | None, typer.Option("--cgroup", metavar="DIR", help="the job's own memory cgroup", hidden=True)
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", metavar="memray[,native]", help="Python job: record where memory is allocated"),
+    ] = None,
 ) -> None:
     """Run a job, record its true peak memory in the history, publish metrics, guard its limit."""
     if not job:
@@ -361,7 +365,26 @@ def run_job(
         listen=listen,
         cgroup=cgroup,
         command=command or [],
+        profile=profile,
     )
+
+
+profile_app = typer.Typer(help="Hand a job to a memory profiler (memray).", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("attach")
+def profile_attach(
+    ctx: typer.Context,
+    pid: Annotated[int, typer.Option("--pid", help="the running Python process")],
+    duration: Annotated[str, typer.Option("--duration", help="how long to track (1s to 1h)")] = "30s",
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="keep the capture there", dir_okay=False)
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="how many source lines to print")] = 10,
+) -> None:
+    """Attach memray to a running Python job for a while (needs gdb or lldb); print the top allocating lines."""
+    _run(ctx, "profile", pid=pid, duration=duration, out=out, top=top)
 
 
 def main() -> None:

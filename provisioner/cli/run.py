@@ -11,6 +11,7 @@ from pathlib import Path
 
 from provisioner.errors import UsageError
 from provisioner.run import guard as guards
+from provisioner.run import profile as prof
 from provisioner.run import wrapper
 from provisioner.run.metrics import Listener, Pushgateway, Sink, Textfile
 from provisioner.units import parse_duration, parse_size
@@ -56,6 +57,7 @@ def run(
     listen: str | None,
     cgroup: Path | None,
     command: list[str],
+    profile: str | None = None,
 ) -> int:
     if not _LABEL.match(job):
         raise UsageError(f"--job {job!r}: use the job's id from the spec (letters, digits, - _ . :)")
@@ -95,6 +97,7 @@ def run(
         group = cg.at(cgroup) if cgroup else cg.detect()
         if group is None or group.limit() is None:
             raise UsageError("--guard with a share needs a limit: the job's cgroup has none; give --limit SIZE")
+    profiled = _profile(profile, command) if profile is not None else None
     opts = wrapper.Options(
         job=job,
         env=env,
@@ -106,8 +109,37 @@ def run(
         guards=parsed,
         sinks=_sinks(textfile, pushgateway, listen, job, env),
         cgroup=cgroup,
+        profile=profiled,
     )
     return wrapper.execute(opts)
+
+
+def _profile(text: str, command: list[str]) -> prof.Profile:
+    """``--profile``, checked: a Python command, and memray importable here and in the job's interpreter."""
+    try:
+        parsed = prof.parse(text)
+        interpreter, _ = prof.split(command)
+    except ValueError as e:
+        raise UsageError(f"--profile: {e}") from None
+    if not prof.installed():
+        raise UsageError(f"--profile memray: memray is not installed; {prof.INSTALL}")
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which(interpreter[0]) or interpreter[0]
+    if os.path.abspath(exe) != os.path.abspath(sys.executable):  # the job's Python (a venv?) must import it too
+        try:
+            found = subprocess.run([exe, "-c", "import memray"], capture_output=True, check=False)
+        except OSError:  # no such interpreter: the run says so (exit 127)
+            return parsed
+        if found.returncode != 0:
+            raise UsageError(
+                f"--profile memray: the job's Python ({exe}) cannot import memray; "
+                f"install it there: {exe} -m pip install 'memray>=1.11,<2'"
+            )
+    return parsed
 
 
 # --- the fast path: `memprov run …` parsed without typer ------------------------------------------
@@ -117,7 +149,7 @@ def run(
 _VALUE_FLAGS = {
     "--job": "job", "-j": "job", "--env": "env", "-e": "env", "--interval": "interval", "--history": "history",
     "--limit": "limit", "--textfile": "textfile", "--pushgateway": "pushgateway", "--listen": "listen",
-    "--cgroup": "cgroup",
+    "--cgroup": "cgroup", "--profile": "profile",
 }  # fmt: skip
 _LIST_FLAGS = {"--meta": "meta", "--guard": "guard"}
 _PATHS = ("history", "textfile", "cgroup")

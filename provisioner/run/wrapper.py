@@ -24,6 +24,7 @@ from typing import Any
 
 from provisioner.run import cgroup as cg
 from provisioner.run import history, procs
+from provisioner.run import profile as prof
 from provisioner.run.guard import Guard
 from provisioner.run.metrics import Sink, exposition
 
@@ -47,6 +48,7 @@ class Options:
     guards: list[Guard] = field(default_factory=list)
     sinks: list[Sink] = field(default_factory=list)
     cgroup: Path | None = None  # the job's own cgroup directory; None: detect
+    profile: prof.Profile | None = None  # run a Python job under memray
 
 
 def _iso(t: float) -> str:
@@ -94,6 +96,7 @@ class Watch:
         self.nprocs = 0
         self.fired: list[dict[str, Any]] = []
         self.hooks: list[Any] = []  # guard hook processes, waited for at the end
+        self.profile: dict[str, Any] | None = None  # the profiler's capture and, at the end, its top lines
 
     def memory(self) -> int:
         """What guards compare: the cgroup's charge when the job owns it, else the tree's RSS."""
@@ -160,6 +163,8 @@ class Watch:
             "wrapper": {"pid": os.getpid(), "start": history.process_start(os.getpid())},
             "heartbeat_at_unix": round(now, 3),
         }
+        if self.profile is not None:
+            rec["profile"] = self.profile
         return rec
 
     def metrics(self, final: dict[str, Any] | None = None) -> str:
@@ -210,6 +215,32 @@ class Watch:
                 self.hooks.append(subprocess.Popen(["/bin/sh", "-c", g.command], env={**os.environ, **extra}))
 
 
+def _capture_path(directory: Path | None, run_id: str) -> Path:
+    """``<history>/profiles/<run id>.memray.bin``, or a new temporary directory without a history."""
+    if directory is None:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="memprov-profile-")) / f"{run_id}.memray.bin"
+    (directory / "profiles").mkdir(parents=True, exist_ok=True)
+    return (directory / "profiles" / f"{run_id}.memray.bin").absolute()
+
+
+def _profile_result(capture: Path) -> dict[str, Any]:
+    """The capture's peak and top lines for the record (said on stderr), or why there are none."""
+    try:
+        found = prof.summarize(capture)
+    except (OSError, ValueError, RuntimeError) as e:  # no capture (memray failed to start), or a cut one
+        _say(f"memray: no top allocating lines from {capture}: {e}")
+        return {"error": str(e)}
+    if found["top"]:
+        first = found["top"][0]
+        _say(
+            f"memray: peak {found['peak_bytes'] / 2**20:.0f} MiB; the most at {first['location']}"
+            f" ({first['bytes'] / 2**20:.1f} MiB); capture {capture}"
+        )
+    return found
+
+
 def execute(opts: Options) -> int:
     """Run the job to its end; the job's exit code (128+N for signal N, 75 when a guard stopped it)."""
     group = cg.at(opts.cgroup) if opts.cgroup else cg.detect()
@@ -219,10 +250,13 @@ def execute(opts: Options) -> int:
     if opts.history:
         history.adopt_leftovers(opts.history)
     env = {**os.environ, "MEMPROV_RUN_ID": watch.run_id, "MEMPROV_JOB": opts.job}
+    command, capture = opts.command, None
+    if opts.profile is not None:
+        capture = _capture_path(opts.history, watch.run_id)
+        command = prof.wrap(opts.command, capture, opts.profile)
+        watch.profile = {"tool": prof.TOOL, "file": str(capture)}
     try:
-        pid = os.posix_spawnp(
-            opts.command[0], opts.command, env, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
-        )
+        pid = os.posix_spawnp(command[0], command, env, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     except FileNotFoundError:
         _say(f"{opts.command[0]}: command not found")
         return 127
@@ -280,6 +314,8 @@ def execute(opts: Options) -> int:
             _say(f"guard hook {hook.args[-1]!r} still running after {HOOK_WAIT:.0f} s; not waiting for it")
     code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code
+    if capture is not None:
+        watch.profile = {**(watch.profile or {}), **_profile_result(capture)}
     final = watch.record(time.time(), exit_code, usage.ru_maxrss * 1024)
     import resource
 
