@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -130,36 +130,49 @@ def _propose(b: JobBaseline) -> None:
         )
 
 
-def yaml_text(baselines: Sequence[JobBaseline], header: Sequence[str]) -> str:
-    """``baselines/<env>.yaml``: deterministic, one block per job, context as comments."""
-    lines = [f"# {h}" for h in header]
-    lines += ["jobs:"]
-    for b in sorted(baselines, key=lambda b: b.job):
-        if b.p50 is None or b.p95 is None or b.p99 is None or b.max is None:
-            lines.append(f"  # {b.job}: no successful run in the window")
-            continue
-        context = [f"{b.runs} successful run(s)"]
-        if b.failed:
-            context.append(f"{b.failed} OOM-killed or failed")
-        if b.start_hours:
-            lo, hi = (_clock(h) for h in b.start_hours)
-            context.append(f"usually starting {lo}–{hi} UTC" if lo != hi else f"usually starting around {lo} UTC")
-        if b.duration:
-            context.append(f"{b.duration[0]:.0f} min (p90 {b.duration[1]:.0f})")
-        lines.append(f"  {b.job}:  # {', '.join(context)}")
-        if b.warning and b.critical:
-            lines.append(
-                f"    # proposed thresholds: warning {size_text(b.warning)}, critical {size_text(b.critical)} "
-                f"(limit {format_size(b.limit)})"
-            )
-        lines += [f"    # {flag}" for flag in b.flags]
-        lines.append(f"    runs: {b.runs}")
-        for key, value in (("peak_p50", b.p50), ("peak_p95", b.p95), ("peak_p99", b.p99), ("peak_max", b.max)):
-            lines.append(f"    {key}: {size_text(value)}")
-        if b.velocity is not None and b.velocity >= 1:
-            per_minute = size_text(b.velocity) if b.velocity >= MI else str(round(b.velocity))
-            lines.append(f"    velocity: {per_minute}  # growth of the troughs per minute")
+def yaml_text(
+    baselines: Sequence[JobBaseline], header: Sequence[str], kept: Mapping[str, Mapping[str, object]] | None = None
+) -> str:
+    """``baselines/<env>.yaml``: deterministic, one block per job, context as comments; ``kept``: blocks
+    of jobs not measured this time, carried over as they were."""
+    blocks = {b.job: _block(b) for b in baselines}
+    for job, block in (kept or {}).items():
+        values = [
+            f"    {k}: {v}" for k, v in block.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        ]
+        blocks[job] = [f"  {job}:  # kept from the previous baseline: not measured this time", *values]
+    lines = [*(f"# {h}" for h in header), "jobs:"]
+    for job in sorted(blocks):
+        lines += blocks[job]
     return "\n".join(lines) + "\n"
+
+
+def _block(b: JobBaseline) -> list[str]:
+    """One measured job's block."""
+    if b.p50 is None or b.p95 is None or b.p99 is None or b.max is None:
+        return [f"  # {b.job}: no successful run in the window"]
+    context = [f"{b.runs} successful run(s)"]
+    if b.failed:
+        context.append(f"{b.failed} OOM-killed or failed")
+    if b.start_hours:
+        lo, hi = (_clock(h) for h in b.start_hours)
+        context.append(f"usually starting {lo}–{hi} UTC" if lo != hi else f"usually starting around {lo} UTC")
+    if b.duration:
+        context.append(f"{b.duration[0]:.0f} min (p90 {b.duration[1]:.0f})")
+    lines = [f"  {b.job}:  # {', '.join(context)}"]
+    if b.warning and b.critical:
+        lines.append(
+            f"    # proposed thresholds: warning {size_text(b.warning)}, critical {size_text(b.critical)} "
+            f"(limit {format_size(b.limit)})"
+        )
+    lines += [f"    # {flag}" for flag in b.flags]
+    lines.append(f"    runs: {b.runs}")
+    for key, value in (("peak_p50", b.p50), ("peak_p95", b.p95), ("peak_p99", b.p99), ("peak_max", b.max)):
+        lines.append(f"    {key}: {size_text(value)}")
+    if b.velocity is not None and b.velocity >= 1:
+        per_minute = size_text(b.velocity) if b.velocity >= MI else str(round(b.velocity))
+        lines.append(f"    velocity: {per_minute}  # growth of the troughs per minute")
+    return lines
 
 
 def _clock(hours: float) -> str:

@@ -198,3 +198,25 @@ def test_a_gap_in_one_instance_starts_a_new_run(prometheus_with: object, repo: P
         (f"batch/{first.pod}/clv-scorer", first.samples[0][0], first.end, first.peak),
         (f"batch/{first.pod}/clv-scorer", second.samples[0][0], second.end, second.peak),
     ]
+
+
+def test_measuring_some_jobs_keeps_the_others_baselines(repo: Path, tmp_path: Path) -> None:
+    (repo / "baselines").mkdir()
+    (repo / "baselines" / "local.yaml").write_text(
+        "jobs:\n  doc-embed:\n    runs: 14\n    peak_p50: 14Gi\n    peak_p95: 16Gi\n  retired-job:\n    runs: 3\n"
+    )
+    csv = tmp_path / "runs.csv"
+    csv.write_text(
+        "job,start,end,peak\n"
+        + "".join(f"clv-daily,2026-11-{d:02d}T02:00Z,2026-11-{d:02d}T03:20Z,{3 + d / 10}Gi\n" for d in range(1, 13))
+    )
+    result = memprov("baseline", "--runs", str(csv), "-j", "clv-daily", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    text = (repo / "baselines" / "local.yaml").read_text()
+    assert "  clv-daily:  # 12 successful run(s)" in text
+    assert "  doc-embed:  # kept from the previous baseline: not measured this time\n    runs: 14\n" in text
+    assert "    peak_p95: 16Gi\n" in text
+    assert "retired-job" not in text  # no longer in the spec
+    spec = load(repo / "memprov.yaml", "local")
+    doc = next(j for j in spec.jobs if j.id == "doc-embed")
+    assert doc.baseline is not None and doc.baseline.peak_p95 == parse_size("16Gi")

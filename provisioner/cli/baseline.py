@@ -13,6 +13,7 @@ from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
 from provisioner.cli.console import Console
 from provisioner.errors import EXIT_FAILED, EXIT_OK, SpecError, UsageError
 from provisioner.spec.loader import load
+from provisioner.spec.resolved import ResolvedSpec
 from provisioner.units import format_duration, format_size
 
 CLOUD_EXAMPLES = {"cloudwatch": "aws", "azure": "azure", "gcp": "gcp"}
@@ -88,9 +89,8 @@ def run(
     else:
         _print(console, results, fmt == "markdown")
     if not dry_run:
-        if len(selected) != len(resolved.jobs):
-            raise UsageError("writing only some jobs would drop the other jobs' baselines; add --dry-run")
-        atomic_write(target, bl.yaml_text(results, header))
+        kept = _kept(target, resolved, {b.job for b in results})  # jobs not measured keep their baseline
+        atomic_write(target, bl.yaml_text(results, header, kept))
         where = target.relative_to(resolved.spec_file.parent)
         if fmt == "text":
             console.line(f"Wrote {where}; review the diff and commit it.", "bold")
@@ -103,6 +103,23 @@ def run(
             err.line("Adjust the thresholds (see the proposed ones above) or the limit, then `memprov validate`.")
             return EXIT_FAILED
     return EXIT_OK
+
+
+def _kept(target: Path, resolved: ResolvedSpec, measured: set[str]) -> dict[str, dict[str, object]]:
+    """The blocks already in ``target`` of the spec's jobs that this run did not measure (``--job``,
+    or jobs on another backend than the source), so that rewriting the file does not drop them."""
+    if not target.exists():
+        return {}
+    from provisioner.yamlio import loads
+
+    data = loads(target.read_text(encoding="utf-8"), str(target)).data
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    known = {j.id for j in resolved.jobs}
+    return {
+        job_id: block
+        for job_id, block in (jobs or {}).items()
+        if job_id not in measured and job_id in known and isinstance(block, dict)
+    }
 
 
 def _as_json(b: bl.JobBaseline) -> dict[str, object]:
