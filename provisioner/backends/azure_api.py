@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from provisioner.backends.base import Backend, Resource, Target
+from provisioner.backends.cloud import GuardedTarget
 from provisioner.backends.http import retry_after
 from provisioner.errors import OperationError, RetryableError
 from provisioner.secrets import resolve
@@ -99,8 +100,12 @@ def error(where: str, exc: Exception) -> OperationError:
     return OperationError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-class AzureTarget(Target):
+class AzureTarget(GuardedTarget, Target):
     """Metric alert rules in one Azure resource group."""
+
+    NOUN: ClassVar[str] = "metric alert"
+    SERVICE: ClassVar[str] = "Azure"
+    MARKER: ClassVar[str] = "tags"
 
     type: ClassVar[str] = "azure"
 
@@ -204,26 +209,13 @@ class AzureTarget(Target):
             )
         self._put(desired)
 
-    def _check(self, now: Resource | None, planned: Resource, verb: str) -> None:
-        if now is None:
-            raise OperationError(f"metric alert {planned.key} was deleted since the plan; run memprov plan again")
-        if self.force:
-            return
-        if planned.owned and not now.owned:
-            raise OperationError(f"metric alert {planned.key} is no longer managed by memprov (tags); not {verb}")
-        before = planned.handle.updated if isinstance(planned.handle, Live) else None
-        after = now.handle.updated if isinstance(now.handle, Live) else None
-        if before != after:
-            raise OperationError(
-                f"metric alert {planned.key} was changed in Azure since the plan; it was not {verb}. "
-                "Review it with memprov plan, or apply --force."
-            )
+    def version(self, resource: Resource) -> str | None:
+        return resource.handle.updated if isinstance(resource.handle, Live) else None
 
     def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        if not live.owned and not self.force:  # the engine asks only with --force; never take over silently
-            raise OperationError(f"metric alert {desired.key} is not managed by memprov; pass --force to take it over")
+        self.check_takeover(live)
         now = self.current(backend, desired.key)
-        self._check(now, live, "updated")
+        self.check_unchanged(now, live, "updated")
         assert now is not None
         # PUT replaces the tags: keep other people's (cost centres...) and write memprov's own anew
         theirs = {
@@ -232,11 +224,7 @@ class AzureTarget(Target):
         self._put(Resource(desired.kind, desired.key, {**desired.body, "tags": {**theirs, **desired.body["tags"]}}))
 
     def delete(self, backend: Backend, live: Resource) -> None:
-        now = self.current(backend, live.key)
-        if now is None:
-            return  # already gone
-        if not now.owned:  # even with --force: memprov deletes only what it owns
-            raise OperationError(f"metric alert {live.key} is no longer managed by memprov (tags); it was not deleted")
-        self._check(now, live, "deleted")
+        if not self.check_deletable(self.current(backend, live.key), live):
+            return
         rg = self.config.resource_group
         self.call(f"delete {live.key}", lambda: self.client.metric_alerts.delete(rg, live.key))

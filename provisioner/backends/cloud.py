@@ -85,3 +85,59 @@ class CloudBackend(Backend):
         except json.JSONDecodeError as e:
             raise ValueError(str(e)) from None
         return body, self.owns(body)
+
+
+class GuardedTarget:
+    """The checks the cloud targets make before writing: what the plan read must still be there,
+    still memprov's, and unchanged since (its ``version``), unless ``--force``; and memprov never
+    deletes what it does not own, ``--force`` or not.
+
+    A target sets ``NOUN`` ("alarm"), ``SERVICE`` ("CloudWatch"), ``MARKER`` ("tags") and
+    :meth:`version` (the last-modified stamp of a live resource the plan or a re-read saw).
+    """
+
+    NOUN: ClassVar[str]
+    SERVICE: ClassVar[str]
+    MARKER: ClassVar[str]
+    force: bool
+
+    def version(self, resource: Resource) -> str | None:
+        raise NotImplementedError
+
+    def check_unchanged(self, now: Resource | None, planned: Resource, verb: str) -> None:
+        """``now`` (a fresh read) against ``planned`` (what the plan read): refuse what changed since."""
+        from provisioner.errors import OperationError
+
+        if now is None:
+            raise OperationError(f"{self.NOUN} {planned.key} was deleted since the plan; run memprov plan again")
+        if self.force:
+            return
+        if planned.owned and not now.owned:
+            raise OperationError(
+                f"{self.NOUN} {planned.key} is no longer managed by memprov ({self.MARKER}); it was not {verb}"
+            )
+        if self.version(planned) != self.version(now):
+            raise OperationError(
+                f"{self.NOUN} {planned.key} was changed in {self.SERVICE} since the plan; it was not {verb}. "
+                "Review it with memprov plan, or apply --force."
+            )
+
+    def check_takeover(self, live: Resource) -> None:
+        """An update of a resource memprov does not own: only with ``--force`` (the engine asks only then)."""
+        from provisioner.errors import OperationError
+
+        if not live.owned and not self.force:
+            raise OperationError(f"{self.NOUN} {live.key} is not managed by memprov; pass --force to take it over")
+
+    def check_deletable(self, now: Resource | None, planned: Resource) -> bool:
+        """Whether to delete: False when already gone; refused when not memprov's, even with ``--force``."""
+        from provisioner.errors import OperationError
+
+        if now is None:
+            return False
+        if not now.owned:
+            raise OperationError(
+                f"{self.NOUN} {planned.key} is no longer managed by memprov ({self.MARKER}); it was not deleted"
+            )
+        self.check_unchanged(now, planned, "deleted")
+        return True

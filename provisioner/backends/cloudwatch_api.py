@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from provisioner.backends.base import Backend, Resource, Target
+from provisioner.backends.cloud import GuardedTarget
 from provisioner.errors import OperationError, RetryableError
 
 if TYPE_CHECKING:
@@ -152,8 +153,12 @@ class DeleteBatcher:
         done.result()
 
 
-class CloudWatchTarget(Target):
+class CloudWatchTarget(GuardedTarget, Target):
     """Metric alarms in one AWS account and region."""
+
+    NOUN: ClassVar[str] = "alarm"
+    SERVICE: ClassVar[str] = "CloudWatch"
+    MARKER: ClassVar[str] = "tags"
 
     type: ClassVar[str] = "cloudwatch"
 
@@ -258,26 +263,13 @@ class CloudWatchTarget(Target):
             )
         self._put(desired)
 
-    def _check(self, now: Resource | None, planned: Resource, verb: str) -> None:
-        if now is None:
-            raise OperationError(f"alarm {planned.key} was deleted since the plan; run memprov plan again")
-        if self.force:
-            return
-        if planned.owned and not now.owned:
-            raise OperationError(f"alarm {planned.key} is no longer managed by memprov (tags); it was not {verb}")
-        before = planned.handle.updated if isinstance(planned.handle, Live) else None
-        after = now.handle.updated if isinstance(now.handle, Live) else None
-        if before != after:
-            raise OperationError(
-                f"alarm {planned.key} was changed in CloudWatch since the plan; it was not {verb}. "
-                "Review it with memprov plan, or apply --force."
-            )
+    def version(self, resource: Resource) -> str | None:
+        return resource.handle.updated if isinstance(resource.handle, Live) else None
 
     def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        if not live.owned and not self.force:  # the engine asks only with --force; never take over silently
-            raise OperationError(f"alarm {desired.key} is not managed by memprov; pass --force to take it over")
+        self.check_takeover(live)
         now = self.current(backend, desired.key)
-        self._check(now, live, "updated")
+        self.check_unchanged(now, live, "updated")
         assert now is not None and isinstance(now.handle, Live)
         self._put(desired)  # CloudWatch ignores Tags on an update: re-tag
         arn, want = now.handle.arn, list(desired.body.get("Tags", []))
@@ -291,12 +283,8 @@ class CloudWatchTarget(Target):
             )
 
     def delete(self, backend: Backend, live: Resource) -> None:
-        now = self.current(backend, live.key)
-        if now is None:
-            return  # already gone
-        if not now.owned:  # even with --force: memprov deletes only what it owns
-            raise OperationError(f"alarm {live.key} is no longer managed by memprov (tags); it was not deleted")
-        self._check(now, live, "deleted")
+        if not self.check_deletable(self.current(backend, live.key), live):
+            return
         self.deletes.delete(live.key)
 
     def _delete_batch(self, names: list[str]) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from provisioner import secrets
 from provisioner.backends.base import Backend, Resource, Target
+from provisioner.backends.cloud import GuardedTarget
 from provisioner.errors import OperationError, RetryableError
 from provisioner.plan.model import canonical
 
@@ -125,8 +126,12 @@ def _auth_interceptor(credentials: Any) -> Any:
     return Auth()
 
 
-class GcpTarget(Target):
+class GcpTarget(GuardedTarget, Target):
     """Alert policies in one Google Cloud project."""
+
+    NOUN: ClassVar[str] = "policy"
+    SERVICE: ClassVar[str] = "Cloud Monitoring"
+    MARKER: ClassVar[str] = "user labels"
 
     type: ClassVar[str] = "gcp"
 
@@ -297,28 +302,13 @@ class GcpTarget(Target):
             raise
         self._uncertain.discard(desired.key)
 
-    def _check(self, now: Resource | None, planned: Resource, verb: str) -> None:
-        if now is None:
-            raise OperationError(f"policy {planned.key} was deleted since the plan; run memprov plan again")
-        if self.force:
-            return
-        if planned.owned and not now.owned:
-            raise OperationError(
-                f"policy {planned.key} is no longer managed by memprov (user labels); it was not {verb}"
-            )
-        before = planned.handle.mutated if isinstance(planned.handle, Live) else None
-        after = now.handle.mutated if isinstance(now.handle, Live) else None
-        if before != after:
-            raise OperationError(
-                f"policy {planned.key} was changed in Cloud Monitoring since the plan; it was not {verb}. "
-                "Review it with memprov plan, or apply --force."
-            )
+    def version(self, resource: Resource) -> str | None:
+        return resource.handle.mutated if isinstance(resource.handle, Live) else None
 
     def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        if not live.owned and not self.force:  # the engine asks only with --force; never take over silently
-            raise OperationError(f"policy {desired.key} is not managed by memprov; pass --force to take it over")
+        self.check_takeover(live)
         now = self.current(backend, live)
-        self._check(now, live, "updated")
+        self.check_unchanged(now, live, "updated")
         assert now is not None and isinstance(now.handle, Live)
         others = {k: v for k, v in (now.body.get("userLabels") or {}).items() if k != "managed-by"}
         others = {k: v for k, v in others.items() if not k.startswith("memprov-")}
@@ -336,11 +326,9 @@ class GcpTarget(Target):
 
     def delete(self, backend: Backend, live: Resource) -> None:
         now = self.current(backend, live)
-        if now is None:
-            return  # already gone
-        if not now.owned:  # even with --force: memprov deletes only what it owns
-            raise OperationError(f"policy {live.key} is no longer managed by memprov (user labels); it was not deleted")
-        self._check(now, live, "deleted")
+        if not self.check_deletable(now, live):
+            return
+        assert now is not None
         name = now.handle.name if isinstance(now.handle, Live) else ""
         self.call(
             f"DeleteAlertPolicy {live.key}",
