@@ -1,21 +1,23 @@
-"""Past runs from Azure Monitor and Google Cloud Monitoring, for ``memprov baseline``.
+"""Past runs from CloudWatch, Azure Monitor and Google Cloud Monitoring, for ``memprov baseline``.
 
 Each reads, through the environment's live target of that cloud (same credentials, endpoint and
 error handling as apply), the series the job's cloud alerts watch, as a percentage of the limit,
-at five-minute resolution: Azure Monitor ``metrics.list`` (the maximum per interval; the minimum
-of an *available*-memory metric), Cloud Monitoring ``ListTimeSeries`` (``ALIGN_MAX``, the maximum
-over the job's series). Like CloudWatch, these keep one series per job or node rather than one per
-run, so runs are told apart by gaps (:func:`runs_from_points`), peaks are the percentage times the
-spec's limit, and there is no trough velocity at this resolution.
+at five-minute resolution: CloudWatch ``GetMetricData`` (the maximum per period), Azure Monitor
+``metrics.list`` (the maximum per interval; the minimum of an *available*-memory metric), Cloud
+Monitoring ``ListTimeSeries`` (``ALIGN_MAX``, the maximum over the job's series). The clouds keep
+one series per job or node rather than one per run, so runs are told apart by gaps
+(:func:`runs_from_points`), peaks are the percentage times the spec's limit, and there is no
+trough velocity at this resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.errors import UsageError
-from provisioner.history import Run, runs_from_points
+from provisioner.history import Run
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 PERIOD = 300
@@ -96,3 +98,57 @@ def read_runs_gcp(spec: ResolvedSpec, job: ResolvedJob, start: float, end: float
             t = point.interval.end_time.timestamp()
             peaks[t] = max(peaks.get(t, value), value)
     return runs_from_points(job, peaks.items(), PERIOD)
+
+
+def read_runs_cloudwatch(
+    spec: ResolvedSpec, job: ResolvedJob, start: float, end: float, period: int = 300
+) -> list[Run]:
+    """The runs of ``job`` from CloudWatch (``GetMetricData``, the job's percent-of-limit metric as
+    its alarms watch it, maximum per ``period``), through the environment's ``cloudwatch`` target.
+
+    CloudWatch keeps one series per job (Container Insights' PodName, an instance, a transform
+    job), so runs are told apart by gaps of more than two periods; peaks are the percentage times
+    the spec's limit. There is no trough velocity at this resolution: the usual growth stays as
+    the spec has it.
+    """
+    from provisioner.render.cloudwatch import source
+
+    target = _target(spec, "cloudwatch", "region: ...")
+    queries = source(job).percent("m", "Maximum", period)
+    queries[-1]["ReturnData"] = True
+    points: list[tuple[float, float]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": datetime.fromtimestamp(start, UTC),
+            "EndTime": datetime.fromtimestamp(end, UTC),
+            "ScanBy": "TimestampAscending",
+            **({"NextToken": token} if token else {}),
+        }
+        page = target.call("GetMetricData", lambda kw=kwargs: target.client.get_metric_data(**kw))
+        for result in page.get("MetricDataResults", []):
+            if result.get("Id") == "m":
+                points += [
+                    (ts.timestamp(), float(v)) for ts, v in zip(result["Timestamps"], result["Values"], strict=True)
+                ]
+        token = page.get("NextToken")
+        if not token:
+            break
+    return runs_from_points(job, points, period)
+
+
+def runs_from_points(job: ResolvedJob, points: Iterable[tuple[float, float]], period: float) -> list[Run]:
+    """Runs from one series per job of ``(unix seconds, percent of the limit)`` points, as the clouds
+    keep them: a gap of more than two periods ends a run; peaks are the percentage times the limit."""
+    runs: list[Run] = []
+    limit = float(job.limit)
+    for t, percent in sorted(points):
+        value = percent / 100 * limit
+        if runs and t - runs[-1].step <= 2 * period:
+            run = runs[-1]
+            run.step, run.end, run.peak, run.last_peak = t, t + period, max(run.peak, value), value
+        else:
+            instance = (("series", f"{job.id}@{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%MZ}"),)
+            runs.append(Run(job.id, instance, t, t + period, value, limit, step=t, last_peak=value))
+    return runs

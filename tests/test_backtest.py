@@ -138,13 +138,16 @@ def test_cli_text_markdown_json_and_plots(repo: Path, series_file: Path, tmp_pat
 
 def test_cli_against_a_live_prometheus_url(history: tuple[TempPrometheus, list[Trace]], repo: Path) -> None:
     prom, _ = history
-    result = memprov("backtest", "--prometheus", prom.url, "--since", "30d", "-j", "clv-daily", cwd=repo)
+    args = ("backtest", "--prometheus", prom.url, "-j", "clv-daily", "-f", "json")
+    result = memprov(*args, "--since", "30d", cwd=repo)
     # a live Prometheus is read up to now: the backfilled runs of 2025 are far outside 30 days
     assert result.returncode == 0, result.stderr
-    assert "clv-daily" in result.stdout and " 0 " in result.stdout
-    old = memprov("backtest", "--prometheus", prom.url, "--since", "100w", "-j", "clv-daily", cwd=repo)
+    recent = json.loads(result.stdout)["this_tree"]["summary"]
+    assert (recent["runs"], recent["ooms"]) == (0, 0)
+    old = memprov(*args, "--since", "100w", cwd=repo)
     assert old.returncode == 0, old.stderr
-    assert "2/2" in old.stdout
+    summary = json.loads(old.stdout)["this_tree"]["summary"]
+    assert (summary["runs"], summary["ooms"], summary["caught"]) == (10, 2, 2)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is part of the CI image")

@@ -84,3 +84,15 @@ def test_baseline_from_cloudwatch(moto: str, tmp_path: Path) -> None:
     no_target = memprov("baseline", "--env", "local", "--cloudwatch", "--dry-run", cwd=repo, env=AWS_ENV)
     assert no_target.returncode == 2
     assert "no job uses the cloudwatch backend in local" in no_target.stderr
+
+
+def test_an_environment_without_a_cloudwatch_target_is_a_clear_error(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    env_file = repo / "environments" / "aws.yaml"
+    text = env_file.read_text()
+    env_file.write_text(text[: text.index("targets:")])  # the jobs use cloudwatch; no live target to read from
+    result = memprov("baseline", "--env", "aws", "--cloudwatch", "--dry-run", cwd=repo, env=AWS_ENV)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--cloudwatch reads through the environment's cloudwatch target; environments/aws.yaml has none" in (
+        result.stderr
+    )

@@ -62,7 +62,7 @@ def run(
         from provisioner import history_cloud
 
         read = {
-            "cloudwatch": history.read_runs_cloudwatch,
+            "cloudwatch": history_cloud.read_runs_cloudwatch,
             "azure": history_cloud.read_runs_azure,
             "gcp": history_cloud.read_runs_gcp,
         }[source.cloud]
