@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
-MAX_BYTES = 1024 * 1024  # memprov's per-file limit (provisioner.yamlio.MAX_BYTES); checked against it when importable
+MAX_BYTES = (
+    1024 * 1024
+)  # memprov's per-file limit (provisioner.core.yamlio.MAX_BYTES); checked against it when importable
 GIB = 1024**3
 MIB = 1024**2
 
@@ -260,7 +262,7 @@ def _baselines_text(jobs: dict[str, dict[str, object]], rng: random.Random) -> s
 
 def _limit() -> int:
     try:
-        from provisioner.yamlio import MAX_BYTES as limit
+        from provisioner.core.yamlio import MAX_BYTES as limit
     except ImportError:  # pragma: no cover - memprov not importable: use the documented limit
         return MAX_BYTES
     return int(limit)

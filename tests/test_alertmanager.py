@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from provisioner.core.yamlio import dumps
 from provisioner.render.alertmanager import config
 from provisioner.spec.loader import environments, load
-from provisioner.yamlio import dumps
 from tests.helpers import ROOT, example_repo, memprov
 
 pytestmark = pytest.mark.integration

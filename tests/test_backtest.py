@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.backtest import backtest
-from provisioner.evaluate.prom import TempPrometheus, openmetrics
+from provisioner.analysis.backtest import backtest
+from provisioner.analysis.evaluate.prom import TempPrometheus, openmetrics
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov
 from tests.history_traces import DAY, T0, Trace, series_of, threshold_alert_fires, trace

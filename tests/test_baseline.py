@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import baseline as bl
-from provisioner.evaluate.prom import TempPrometheus, openmetrics
-from provisioner.history import read_runs, read_runs_file
+from provisioner.analysis import baseline as bl
+from provisioner.analysis.evaluate.prom import TempPrometheus, openmetrics
+from provisioner.core.units import parse_size
+from provisioner.history.prometheus import read_runs, read_runs_file
 from provisioner.spec.loader import load
-from provisioner.units import parse_size
 from tests.helpers import ROOT, example_repo, memprov
 from tests.history_traces import DAY, GI, LIMIT, MI, T0, V0, Trace, series_of, trace
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import baseline as bl
-from provisioner.history_cloud import read_runs_azure, read_runs_gcp
+from provisioner.analysis import baseline as bl
+from provisioner.history.clouds import read_runs_azure, read_runs_gcp
 from provisioner.render.azure import source as azure_source
 from provisioner.render.gcp import source as gcp_source
 from provisioner.spec.loader import load

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from provisioner.units import parse_size
+from provisioner.core.units import parse_size
 from tests.fakes.cloudwatch import moto_server
 from tests.helpers import example_repo, memprov
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from provisioner.yamlio import loads
+from provisioner.core.yamlio import loads
 from tests.helpers import example_repo, memprov
 
 JOBS = ("clv-daily", "image-embed", "doc-embed", "feature-batch")

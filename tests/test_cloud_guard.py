@@ -9,7 +9,7 @@ import pytest
 
 from provisioner.backends.base import Resource
 from provisioner.backends.cloud import GuardedTarget
-from provisioner.errors import OperationError
+from provisioner.core.errors import OperationError
 
 
 class Alarms(GuardedTarget):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import pytest
 
 from provisioner.backends.base import Backend, Resource, Target
-from provisioner.errors import MemprovError, OperationError, RetryableError
+from provisioner.core.errors import MemprovError, OperationError, RetryableError
 from provisioner.plan import output
 from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
 from provisioner.plan.model import Action, Plan

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner.evaluate.alerts import (
+from provisioner.analysis.evaluate.alerts import (
     Episode,
     eval_times,
     evaluate_alert,
@@ -22,7 +22,7 @@ from provisioner.evaluate.alerts import (
     firing_at,
     run_state_machine,
 )
-from provisioner.evaluate.prom import Series, TempPrometheus
+from provisioner.analysis.evaluate.prom import Series, TempPrometheus
 from tests.promserver import T0, StartPrometheus
 
 A: tuple[tuple[str, str], ...] = (("pod", "a"),)

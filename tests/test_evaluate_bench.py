@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.evaluate.alerts import run_state_machine
+from provisioner.analysis.evaluate.alerts import run_state_machine
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
 from tests.promserver import StartPrometheus

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.evaluate.alerts import evaluate_group
-from provisioner.evaluate.prom import Series, TempPrometheus
-from provisioner.render.prometheus import rule_group
+from provisioner.analysis.evaluate.alerts import evaluate_group
+from provisioner.analysis.evaluate.prom import Series, TempPrometheus
+from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
 from tests.promserver import T0, StartPrometheus

@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner.evaluate.alerts import eval_times
-from provisioner.evaluate.inline import InlineError, find_references, inline_expr, inline_group, recorded_expressions
-from provisioner.evaluate.prom import Labels, Series, TempPrometheus
-from provisioner.render.prometheus import rule_group
+from provisioner.analysis.evaluate.alerts import eval_times
+from provisioner.analysis.evaluate.inline import (
+    InlineError,
+    find_references,
+    inline_expr,
+    inline_group,
+    recorded_expressions,
+)
+from provisioner.analysis.evaluate.prom import Labels, Series, TempPrometheus
+from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
 from tests.promserver import T0, StartPrometheus

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.errors import OperationError
-from provisioner.evaluate import prom as prom_module
-from provisioner.evaluate.prom import (
+from provisioner.analysis.evaluate import prom as prom_module
+from provisioner.analysis.evaluate.prom import (
     MAX_STEPS,
     PrometheusClient,
     Series,
@@ -21,6 +20,7 @@ from provisioner.evaluate.prom import (
     split_by_day,
     steps,
 )
+from provisioner.core.errors import OperationError
 from tests.promserver import T0, StartPrometheus
 
 DAY = 86_400

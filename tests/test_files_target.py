@@ -13,7 +13,7 @@ import pytest
 
 from provisioner.backends.files import FilesTarget, atomic_write, marker_line
 from provisioner.backends.registry import build
-from provisioner.errors import OperationError
+from provisioner.core.errors import OperationError
 from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
 from provisioner.plan.model import Action, Plan
 from provisioner.spec.loader import load

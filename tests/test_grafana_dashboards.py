@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from provisioner.render import grafana
-from provisioner.render import series as s
+from provisioner.kinds import series as s
+from provisioner.render.grafana import dashboards as grafana
 from provisioner.spec.loader import environments, load
 from tests.fakes.grafana_schema import errors
 from tests.helpers import ROOT, example_repo, memprov
@@ -114,7 +114,7 @@ def test_golden_dashboards(env: str) -> None:
 
 def test_output_is_deterministic_and_free_of_volatile_fields() -> None:
     code = (
-        "from pathlib import Path; from provisioner.render import grafana; from provisioner.spec.loader import load;"
+        "from pathlib import Path; from provisioner.render.grafana import dashboards as grafana; from provisioner.spec.loader import load;"
         "print(''.join(grafana.serialise(d.data) for d in grafana.dashboards(load(Path('memprov.yaml'), 'prod'))))"
     )
     runs = [

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.render.grafana_json import clean, dumps_sorted, plain
+from provisioner.render.grafana.serialise import clean, dumps_sorted, plain
 
 
 def _no_nulls(node: Any) -> Any:
@@ -94,7 +94,7 @@ def test_plain_refuses_what_json_refuses() -> None:
 def test_every_dashboard_of_the_example_is_the_same_as_through_json(tmp_path: Path) -> None:
     from grafanalib._gen import DashboardEncoder
 
-    import provisioner.render.grafana as grafana
+    import provisioner.render.grafana.dashboards as grafana
     from provisioner.backends.files import FilesTarget
     from provisioner.backends.registry import backend_class
     from provisioner.spec.loader import load
@@ -157,7 +157,7 @@ def test_clean_takes_builder_objects() -> None:
 def test_dashboards_resume_the_garbage_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
-    import provisioner.render.grafana as grafana
+    import provisioner.render.grafana.dashboards as grafana
     from provisioner.spec.loader import load
 
     spec = load(Path(__file__).resolve().parents[1] / "memprov.yaml", "local")

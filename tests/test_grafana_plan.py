@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 
 from provisioner.backends.grafana_diff import describe, fmt_value
-from provisioner.render import grafana
+from provisioner.render.grafana import dashboards as grafana
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov
 

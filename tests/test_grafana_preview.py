@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from provisioner.render import grafana
-from provisioner.render import series as s
-from provisioner.render.preview import render_png
-from provisioner.render.preview_sample import JobSample, evaluate
+from provisioner.kinds import series as s
+from provisioner.render.grafana import dashboards as grafana
+from provisioner.render.grafana.preview import render_png
+from provisioner.render.grafana.sample import JobSample, evaluate
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.lint import lint
+from provisioner.analysis.lint import lint
 from provisioner.spec.loader import load
 from tests.helpers import example_repo, memprov
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.core.yamlio import dumps
 from provisioner.render.alertmanager import config
-from provisioner.render.prometheus import ALERTS, group_name, rule_group
+from provisioner.render.prometheus.rules import ALERTS, group_name, rule_group
 from provisioner.spec.loader import environments, load
-from provisioner.yamlio import dumps
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
 
 ENVS = environments(ROOT / "memprov.yaml")

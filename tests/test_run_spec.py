@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provisioner.promql import sources
+from provisioner.core.promql import sources
 from provisioner.spec.model import Metrics, Selector
 from tests.helpers import example_repo, memprov
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.errors import SpecError, UsageError
+from provisioner.core.errors import SpecError, UsageError
+from provisioner.core.yamlio import MAX_BYTES, loads
 from provisioner.spec.loader import load
-from provisioner.yamlio import MAX_BYTES, loads
 from tests.helpers import memprov
 
 CORPUS = Path(__file__).parent / "corpus" / "invalid"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.errors import SpecError
+from provisioner.core.errors import SpecError
+from provisioner.core.units import parse_size
 from provisioner.spec.loader import environments, load
 from provisioner.spec.model import Slack
-from provisioner.units import parse_size
 from tests.helpers import example_repo
 
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provisioner.backends.registry import build
-from provisioner.errors import SpecError, UsageError
+from provisioner.core.errors import SpecError, UsageError
+from provisioner.core.yamlio import dumps
 from provisioner.spec.loader import load
-from provisioner.yamlio import dumps
 from tests.helpers import ROOT, memprov
 
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])

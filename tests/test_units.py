@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.spec.types import DURATION_PATTERN, SIZE_PATTERN, Threshold, parse_threshold
-from provisioner.units import (
+from provisioner.core.types import DURATION_PATTERN, SIZE_PATTERN, Threshold, parse_threshold
+from provisioner.core.units import (
     MAX_DURATION,
     MAX_SIZE,
     format_duration,

@@ -11,8 +11,8 @@ import yaml as pyyaml  # PyYAML: a YAML 1.1 reader, like the Go parsers of Prome
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.errors import SpecError
-from provisioner.yamlio import MAX_DEPTH, WIDTH, dumps, dumps_fast, dumps_pure, loads
+from provisioner.core.errors import SpecError
+from provisioner.core.yamlio import MAX_DEPTH, WIDTH, dumps, dumps_fast, dumps_pure, loads
 
 
 def doc(text: str) -> object:

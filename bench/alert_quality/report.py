@@ -18,7 +18,7 @@ from score import (
 )
 from tracegen import HEALTHY, INCIDENTS, MIN, Run
 
-from provisioner.evaluate.alerts import Episode
+from provisioner.analysis.evaluate.alerts import Episode
 
 
 def _pct(x: float | None) -> str:

@@ -4,10 +4,10 @@
 
 Generates seeded traces for the example spec's jobs (tracegen.py) with weeks of healthy history
 before the evaluated runs (as many days as the rules look back, unless ``--history-days``),
-backfills them into a temporary Prometheus (provisioner.evaluate.prom), evaluates every alert of
+backfills them into a temporary Prometheus (provisioner.analysis.evaluate.prom), evaluates every alert of
 each job's rendered rule group with Prometheus' own semantics (recording rules inlined,
 query_range at the group interval, the for/keep_firing_for state machine:
-provisioner.evaluate), evaluates the static ``working set / limit > 0.85 for 2m`` rule the same
+provisioner.analysis.evaluate), evaluates the static ``working set / limit > 0.85 for 2m`` rule the same
 way, scores both against the ground truth (score.py) and prints Markdown tables (report.py).
 See README.md for the method and how to read the tables.
 """
@@ -32,13 +32,13 @@ from report import alert_table, as_json, examples, job_table, kind_table, summar
 from score import score  # noqa: E402
 from tracegen import DAY, Generator, JobShape, Plan, Run  # noqa: E402
 
-from provisioner.evaluate.alerts import Episode, duration, evaluate_alert  # noqa: E402
-from provisioner.evaluate.inline import inline_group  # noqa: E402
-from provisioner.evaluate.prom import Series, TempPrometheus  # noqa: E402
-from provisioner.render.prometheus import rule_group  # noqa: E402
+from provisioner.analysis.evaluate.alerts import Episode, duration, evaluate_alert  # noqa: E402
+from provisioner.analysis.evaluate.inline import inline_group  # noqa: E402
+from provisioner.analysis.evaluate.prom import Series, TempPrometheus  # noqa: E402
+from provisioner.core.units import parse_duration  # noqa: E402
+from provisioner.render.prometheus.rules import rule_group  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec  # noqa: E402
-from provisioner.units import parse_duration  # noqa: E402
 
 STATIC_GROUP: dict[str, Any] = {
     "name": "static-85-percent",

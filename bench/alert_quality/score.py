@@ -25,7 +25,7 @@ from typing import Any
 
 from tracegen import HEALTHY, INCIDENTS, MIN, Run
 
-from provisioner.evaluate.alerts import Episode
+from provisioner.analysis.evaluate.alerts import Episode
 
 COUNTED_SEVERITIES = ("warning", "critical")
 NOT_COUNTED_KINDS = ("oom_killed",)

@@ -16,15 +16,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioner import secrets, tools
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles, atomic_write
 from provisioner.backends.http import HttpApi
-from provisioner.errors import OperationError
+from provisioner.core import secrets, tools
+from provisioner.core.errors import OperationError
+from provisioner.core.types import SecretRef
 from provisioner.plan.model import Action, Change
 from provisioner.render import alertmanager as render
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.spec.types import SecretRef
 
 CONFIG_KEY = "alertmanager"
 SECRET = "secret:"

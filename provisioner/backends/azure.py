@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisioner.backends.base import Resource, Target
 from provisioner.backends.cloud import CloudBackend
 from provisioner.backends.files import FilesConfig
+from provisioner.core.types import SecretRef
 from provisioner.render import azure as render
 from provisioner.spec.environment import (
     AZURE_ACTION_GROUP_PATTERN,
@@ -29,7 +30,6 @@ from provisioner.spec.environment import (
     HTTPS_URL_PATTERN,
 )
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.spec.types import SecretRef
 
 ACTION_GROUP = AZURE_ACTION_GROUP_PATTERN
 UUID = AZURE_UUID_PATTERN

@@ -12,9 +12,9 @@ writes memprov's tags anew and keeps everyone else's.
 
 Credentials: azure-identity's ``DefaultAzureCredential``, or a bearer token from
 ``targets.azure.token``. Errors: 429, 408 and 5xx and connection failures are
-:class:`~provisioner.errors.RetryableError` (with ARM's ``Retry-After``) for the apply engine's
+:class:`~provisioner.core.errors.RetryableError` (with ARM's ``Retry-After``) for the apply engine's
 backoff (azure-core's own retries are off, so that one policy governs); 401 and 403 say what to
-check; anything else is an :class:`~provisioner.errors.OperationError`.
+check; anything else is an :class:`~provisioner.core.errors.OperationError`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.backends.http import retry_after
-from provisioner.errors import OperationError, RetryableError
-from provisioner.secrets import resolve
+from provisioner.core.errors import OperationError, RetryableError
+from provisioner.core.secrets import resolve
 
 if TYPE_CHECKING:
     from provisioner.backends.azure import AzureConfig

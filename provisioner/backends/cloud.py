@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from provisioner.backends.base import Backend, Resource, Support
-from provisioner.names import MANAGED_BY, ownership_tags
+from provisioner.core.names import MANAGED_BY, ownership_tags
 
 
 class CloudBackend(Backend):
@@ -106,7 +106,7 @@ class GuardedTarget:
 
     def check_unchanged(self, now: Resource | None, planned: Resource, verb: str) -> None:
         """``now`` (a fresh read) against ``planned`` (what the plan read): refuse what changed since."""
-        from provisioner.errors import OperationError
+        from provisioner.core.errors import OperationError
 
         if now is None:
             raise OperationError(f"{self.NOUN} {planned.key} was deleted since the plan; run memprov plan again")
@@ -124,14 +124,14 @@ class GuardedTarget:
 
     def check_takeover(self, live: Resource) -> None:
         """An update of a resource memprov does not own: only with ``--force`` (the engine asks only then)."""
-        from provisioner.errors import OperationError
+        from provisioner.core.errors import OperationError
 
         if not live.owned and not self.force:
             raise OperationError(f"{self.NOUN} {live.key} is not managed by memprov; pass --force to take it over")
 
     def check_deletable(self, now: Resource | None, planned: Resource) -> bool:
         """Whether to delete: False when already gone; refused when not memprov's, even with ``--force``."""
-        from provisioner.errors import OperationError
+        from provisioner.core.errors import OperationError
 
         if now is None:
             return False

@@ -11,9 +11,9 @@ an update re-tags with ``TagResource`` (and drops stale memprov tags). Deletes m
 time are coalesced into ``DeleteAlarms`` calls of at most 100 names.
 
 Errors: throttling (``Throttling``...), 5xx and connection failures are
-:class:`~provisioner.errors.RetryableError` for the apply engine's backoff (botocore's own
+:class:`~provisioner.core.errors.RetryableError` for the apply engine's backoff (botocore's own
 retries are off, so that one policy governs); anything else is an
-:class:`~provisioner.errors.OperationError` saying what to check.
+:class:`~provisioner.core.errors.OperationError` saying what to check.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.cloud import GuardedTarget
-from provisioner.errors import OperationError, RetryableError
+from provisioner.core.errors import OperationError, RetryableError
 
 if TYPE_CHECKING:
     from provisioner.backends.cloudwatch import CloudWatchConfig

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from provisioner.backends.base import Backend, Resource, Target
-from provisioner.errors import OperationError, SpecError
+from provisioner.core.errors import OperationError, SpecError
+from provisioner.core.yamlio import dumps, loads
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.yamlio import dumps, loads
 
 
 class FilesConfig(BaseModel):

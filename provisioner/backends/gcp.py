@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisioner.backends.base import Resource, Target
 from provisioner.backends.cloud import CloudBackend
 from provisioner.backends.files import FilesConfig
+from provisioner.core.types import Duration, SecretRef
 from provisioner.render import gcp as render
 from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.spec.types import Duration, SecretRef
 
 ChannelName = Annotated[str, Field(pattern=GCP_CHANNEL)]
 SERVER_OWNED = ("name", "creationRecord", "mutationRecord")

@@ -11,9 +11,9 @@ server-assigned name and refuse when it is no longer memprov's or was changed si
 (its ``mutationRecord``), unless ``apply --force``; an update keeps other people's user labels.
 
 Errors: ``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED`` and ``INTERNAL`` are
-:class:`~provisioner.errors.RetryableError` for the apply engine's backoff (the client's own
+:class:`~provisioner.core.errors.RetryableError` for the apply engine's backoff (the client's own
 retries are off, so that one policy governs); anything else is an
-:class:`~provisioner.errors.OperationError` saying what to check.
+:class:`~provisioner.core.errors.OperationError` saying what to check.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from provisioner import secrets
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.cloud import GuardedTarget
-from provisioner.errors import OperationError, RetryableError
+from provisioner.core import secrets
+from provisioner.core.errors import OperationError, RetryableError
 from provisioner.plan.model import canonical
 
 if TYPE_CHECKING:

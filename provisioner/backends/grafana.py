@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles
 from provisioner.backends.grafana_api import GrafanaApiConfig, GrafanaApiTarget
-from provisioner.render import grafana as render
+from provisioner.render.grafana import dashboards as render
 from provisioner.spec.resolved import ResolvedSpec
 
 PROVIDER = "provider:"

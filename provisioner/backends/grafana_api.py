@@ -3,10 +3,10 @@
 Why not grafana-client: it replaces urllib3 with urllib3-future in the whole environment (see
 API_CRIB). We need eight endpoints: search by tags (ANDed), dashboards by uid (get, save with a
 commit message, delete) and folders (get, create). Errors become memprov's own: 401/403 and
-other client errors are :class:`~provisioner.errors.OperationError` with a message that says
-what to do, 429 and 5xx are :class:`~provisioner.errors.RetryableError` honouring
+other client errors are :class:`~provisioner.core.errors.OperationError` with a message that says
+what to do, 429 and 5xx are :class:`~provisioner.core.errors.RetryableError` honouring
 ``Retry-After``, 412 is :class:`VersionConflict`, 404 is ``None``. The token comes from a
-:class:`~provisioner.spec.types.SecretRef`, is registered for redaction, and never appears in a
+:class:`~provisioner.core.types.SecretRef`, is registered for redaction, and never appears in a
 message.
 
 The target reads live dashboards owned by memprov (tags ``managed-by:memprov``,
@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.http import HttpApi, NotFound
-from provisioner.errors import MemprovError, OperationError
-from provisioner.names import GRAFANA_UID_MAX, short_hash, slug
+from provisioner.core.errors import MemprovError, OperationError
+from provisioner.core.names import GRAFANA_UID_MAX, short_hash, slug
+from provisioner.core.types import SecretRef
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.spec.types import SecretRef
 
 if TYPE_CHECKING:
     import httpx
@@ -179,7 +179,7 @@ class GrafanaApiTarget(Target):
     def client(self) -> GrafanaClient:
         with self._lock:
             if self._client is None:
-                from provisioner import secrets
+                from provisioner.core import secrets
 
                 token = secrets.resolve(self.config.token)
                 assert token is not None  # required=True raises instead
@@ -188,7 +188,7 @@ class GrafanaApiTarget(Target):
 
     @property
     def tags(self) -> list[str]:
-        from provisioner.render.grafana import tags
+        from provisioner.render.grafana.dashboards import tags
 
         return tags(self.spec)
 

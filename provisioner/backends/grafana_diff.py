@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.units import format_duration, format_size
+from provisioner.core.units import format_duration, format_size
 
 MAX_EXPR = 160
 MAX_LINES = 40

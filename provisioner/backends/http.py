@@ -15,9 +15,9 @@ import email.utils
 import time
 from typing import TYPE_CHECKING, Any
 
-from provisioner.errors import MemprovError, OperationError, RetryableError
-from provisioner.secrets import resolve
-from provisioner.spec.types import SecretRef
+from provisioner.core.errors import MemprovError, OperationError, RetryableError
+from provisioner.core.secrets import resolve
+from provisioner.core.types import SecretRef
 
 if TYPE_CHECKING:
     import httpx

@@ -23,10 +23,10 @@ from provisioner.backends.prometheus_targets import (
     RulerTarget,
     manifest,
 )
-from provisioner.names import ownership_tags
-from provisioner.render import prometheus as render
+from provisioner.core.names import ownership_tags
+from provisioner.core.units import format_duration, parse_duration
+from provisioner.render.prometheus import rules as render
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.units import format_duration, parse_duration
 
 DURATION_KEYS = ("for", "keep_firing_for", "interval")
 

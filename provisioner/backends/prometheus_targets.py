@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisioner.backends.base import Resource, Target
 from provisioner.backends.files import FilesTarget
 from provisioner.backends.http import HttpApi, NotFound
-from provisioner.errors import OperationError
-from provisioner.spec.types import SecretRef
-from provisioner.yamlio import dumps, loads
+from provisioner.core.errors import OperationError
+from provisioner.core.types import SecretRef
+from provisioner.core.yamlio import dumps, loads
 
 if TYPE_CHECKING:
     from provisioner.backends.base import Backend

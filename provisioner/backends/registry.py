@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from provisioner.backends.base import Backend, Target
 from provisioner.backends.files import FilesConfig, FilesTarget
-from provisioner.errors import UsageError, did_you_mean
+from provisioner.core.errors import UsageError, did_you_mean
 from provisioner.spec.resolved import ResolvedSpec
 
 BACKENDS: dict[str, str] = {

@@ -71,7 +71,7 @@ def main_options(
 
 def _run(ctx: typer.Context, module: str, **kwargs: Any) -> None:
     """Run ``provisioner.cli.<module>.run(**kwargs)`` and exit with its code; errors become messages."""
-    from provisioner.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, MemprovError
+    from provisioner.core.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, MemprovError
 
     try:
         mod = importlib.import_module(f"provisioner.cli.{module}")

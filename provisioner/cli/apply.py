@@ -7,7 +7,7 @@ from pathlib import Path
 
 from provisioner.cli.console import Console
 from provisioner.cli.plan import build_plan
-from provisioner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
+from provisioner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
 from provisioner.plan import output
 from provisioner.plan.engine import Result, apply
 

@@ -11,15 +11,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from provisioner import history
-from provisioner.backtest import JobResult, backtest
+from provisioner.analysis.backtest import JobResult, backtest
 from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_OK, OperationError, UsageError
-from provisioner.render.prometheus import rule_group
+from provisioner.core.errors import EXIT_OK, OperationError, UsageError
+from provisioner.core.units import format_duration
+from provisioner.history import prometheus as history
+from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.loader import load
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.units import format_duration
 
 
 def run(
@@ -55,7 +55,7 @@ def run(
         results = backtest(prom, resolved, selected, start, end)
         before = backtest(prom, resolved, selected, start, end, groups=other) if other is not None else None
         if plot is not None:
-            from provisioner.backtest_plot import render
+            from provisioner.analysis.plot import render
 
             for job, result in zip(selected, results, strict=True):
                 memory = prom.query_range(history.queries(resolved, job)["peak"], start, end, history.STEP)

@@ -6,15 +6,15 @@ import json
 import time
 from pathlib import Path
 
-from provisioner import baseline as bl
-from provisioner import history
+from provisioner.analysis import baseline as bl
 from provisioner.backends.files import atomic_write
 from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_FAILED, EXIT_OK, SpecError, UsageError
+from provisioner.core.errors import EXIT_FAILED, EXIT_OK, SpecError, UsageError
+from provisioner.core.units import format_duration, format_size
+from provisioner.history import prometheus as history
 from provisioner.spec.loader import load
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 CLOUD_EXAMPLES = {"cloudwatch": "aws", "azure": "azure", "gcp": "gcp"}
 
@@ -59,7 +59,7 @@ def run(
             found[job.id] = [r for r in all_runs if r.job == job.id and r.start >= last - window]
         start, end = last - window, last
     elif source.cloud:
-        from provisioner import history_cloud
+        from provisioner.history import clouds as history_cloud
 
         read = {
             "cloudwatch": history_cloud.read_runs_cloudwatch,
@@ -110,7 +110,7 @@ def _kept(target: Path, resolved: ResolvedSpec, measured: set[str]) -> dict[str,
     or jobs on another backend than the source), so that rewriting the file does not drop them."""
     if not target.exists():
         return {}
-    from provisioner.yamlio import loads
+    from provisioner.core.yamlio import loads
 
     data = loads(target.read_text(encoding="utf-8"), str(target)).data
     jobs = data.get("jobs") if isinstance(data, dict) else None

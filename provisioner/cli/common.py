@@ -16,7 +16,7 @@ def env_names(spec: Path, env: str | None) -> list[str]:
 
 def load_all(spec: Path, env: str | None) -> list[ResolvedSpec]:
     """Resolved specs for one environment or all of them; every environment's problems at once."""
-    from provisioner.errors import SpecError
+    from provisioner.core.errors import SpecError
 
     out, problems = [], []
     for name in env_names(spec, env):
@@ -30,9 +30,9 @@ def load_all(spec: Path, env: str | None) -> list[ResolvedSpec]:
 
 
 def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Backend]:
-    from provisioner import secrets
     from provisioner.backends.registry import build
-    from provisioner.spec.types import SecretRef
+    from provisioner.core import secrets
+    from provisioner.core.types import SecretRef
 
     refs = [v for ch in resolved.notifications.values() for v in ch.__dict__.values() if isinstance(v, SecretRef)]
     secrets.register_env(refs)
@@ -41,8 +41,8 @@ def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Back
 
 def parse_since(since: str) -> float:
     """``--since 30d`` in seconds, or a usage error that says what is wrong."""
-    from provisioner.errors import UsageError
-    from provisioner.units import parse_duration
+    from provisioner.core.errors import UsageError
+    from provisioner.core.units import parse_duration
 
     try:
         return parse_duration(since)
@@ -52,7 +52,7 @@ def parse_since(since: str) -> float:
 
 def select_jobs(candidates: Sequence[ResolvedJob], names: Sequence[str], what: str) -> list[ResolvedJob]:
     """``candidates`` named in ``names`` (all when none); an unknown name is a usage error listing ``what`` there is."""
-    from provisioner.errors import UsageError
+    from provisioner.core.errors import UsageError
 
     known = [j.id for j in candidates]
     unknown = [n for n in names if n not in known]

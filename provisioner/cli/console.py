@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from provisioner.secrets import REDACTOR
+from provisioner.core.secrets import REDACTOR
 
 
 class Console:

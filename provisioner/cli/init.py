@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioner import artefacts
+from provisioner.backends import artefacts
 from provisioner.backends.files import atomic_write
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
-from provisioner.scaffold import scaffold
+from provisioner.spec.scaffold import scaffold
 
 
 def run(*, spec: Path, color: bool | None, directory: Path, force: bool) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from provisioner.analysis.lint import lint
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_FAILED, EXIT_OK
-from provisioner.lint import lint
+from provisioner.core.errors import EXIT_FAILED, EXIT_OK
 
 
 def run(*, spec: Path, color: bool | None, env: str | None) -> int:

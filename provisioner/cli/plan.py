@@ -6,7 +6,7 @@ from pathlib import Path
 
 from provisioner.cli.common import backends
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_CHANGES, EXIT_FAILED, EXIT_OK
+from provisioner.core.errors import EXIT_CHANGES, EXIT_FAILED, EXIT_OK
 from provisioner.plan import output
 from provisioner.plan.engine import make_plan
 from provisioner.plan.model import Plan

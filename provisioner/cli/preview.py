@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_OK, OperationError, UsageError
+from provisioner.core.errors import EXIT_OK, OperationError, UsageError
 from provisioner.spec.loader import load
 
 
@@ -38,9 +38,9 @@ def run(*, spec: Path, color: bool | None, env: str, out: Path) -> int:
         import matplotlib  # noqa: F401 - only to say clearly that it is missing
     except ImportError:
         raise UsageError("memprov preview needs matplotlib; install it with: pip install 'memprov[preview]'") from None
-    from provisioner.render import grafana
-    from provisioner.render.preview import render_png
-    from provisioner.render.preview_sample import JobSample
+    from provisioner.render.grafana import dashboards as grafana
+    from provisioner.render.grafana.preview import render_png
+    from provisioner.render.grafana.sample import JobSample
 
     console = Console(color=color)
     dashboards = grafana.dashboards(resolved)

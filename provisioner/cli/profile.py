@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from provisioner.errors import OperationError, UsageError
+from provisioner.core.errors import OperationError, UsageError
+from provisioner.core.units import parse_duration
 from provisioner.run import profile as prof
-from provisioner.units import parse_duration
 
 
 def _memray(*args: str) -> subprocess.CompletedProcess[str]:

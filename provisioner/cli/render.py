@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioner import artefacts
+from provisioner.backends import artefacts
 from provisioner.backends.files import atomic_write
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_FAILED, EXIT_OK, UsageError
+from provisioner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 MAX_DIFF_LINES = 80
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from provisioner.errors import UsageError
+from provisioner.core.errors import UsageError
+from provisioner.core.units import parse_duration, parse_size
 from provisioner.run import guard as guards
 from provisioner.run import profile as prof
 from provisioner.run import wrapper
 from provisioner.run.metrics import Listener, Pushgateway, Sink, Textfile
-from provisioner.units import parse_duration, parse_size
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,126}$")
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
@@ -191,7 +191,7 @@ def parse_argv(argv: list[str]) -> dict[str, object]:
 
 def main_fast(argv: list[str]) -> int:
     """``memprov run`` without typer: the same flags, errors and exit codes as the typer command."""
-    from provisioner.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, MemprovError
+    from provisioner.core.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, MemprovError
 
     def error(message: str, hint: str = "") -> None:  # the console module costs ~50 ms to import: only on error
         from provisioner.cli.console import error as say

@@ -6,13 +6,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from provisioner import rulestest, tools
 from provisioner.backends.files import atomic_write
 from provisioner.cli.console import Console
-from provisioner.errors import EXIT_FAILED, EXIT_OK
-from provisioner.render import prometheus as prom
+from provisioner.core import tools
+from provisioner.core.errors import EXIT_FAILED, EXIT_OK
+from provisioner.core.yamlio import dumps
+from provisioner.render.prometheus import rules as prom
+from provisioner.render.prometheus import rulestest
 from provisioner.spec.loader import load
-from provisioner.yamlio import dumps
 
 
 def run(*, spec: Path, color: bool | None, env: str, out: Path | None, jobs: list[str]) -> int:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from provisioner.backends.base import Backend
-from provisioner.errors import MemprovError, OperationError, RetryableError
+from provisioner.core.errors import MemprovError, OperationError, RetryableError
 from provisioner.plan.model import Action, BackendPlan, Change, Plan
 
 T = TypeVar("T")

@@ -70,7 +70,7 @@ def _pretty(body: Any) -> str:
     """Bodies as YAML (readable PromQL and text), keys in their rendered order."""
     if isinstance(body, str):
         return body
-    from provisioner.yamlio import dumps
+    from provisioner.core.yamlio import dumps
 
     return dumps(body)
 

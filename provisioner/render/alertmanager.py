@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner.core.types import SecretRef
 from provisioner.render.templating import render_data
 from provisioner.spec.model import Opsgenie, PagerDuty, Slack, Webhook
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.spec.types import SecretRef
 
 DEFAULT_SECRETS_DIR = "/etc/alertmanager/secrets"
 BLACKHOLE = "memprov-blackhole"

@@ -28,13 +28,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.names import ownership_tags, resource_name
+from provisioner.core.names import ownership_tags, resource_name
+from provisioner.core.units import format_duration, format_size
 from provisioner.render.cloudwatch import APPROXIMATED, NATIVE, UNSUPPORTED, description, usual_velocity
 from provisioner.render.cloudwatch import growth_floor_pct as _floor_pct
 from provisioner.render.cloudwatch import velocity_pct as _velocity_pct
 from provisioner.spec.model import AZURE_RESOURCE_TYPES
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 SEVERITY = {"critical": 0, "warning": 2, "info": 3}
 WINDOWS = (60, 300, 900, 1800, 3600, 21600, 43200, 86400)  # window sizes Azure allows, seconds

@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.names import ownership_tags, resource_name
+from provisioner.core.names import ownership_tags, resource_name
+from provisioner.core.units import format_duration, format_size
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 DESCRIPTION_MAX = 1024
 NO_OOM = 1_000_000_000  # seconds: "no OOM predicted" (not growing), far beyond any horizon

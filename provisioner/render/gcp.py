@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.names import ownership_tags, resource_name
-from provisioner.render.prometheus import _dur, _num, growth_floor
+from provisioner.core.names import ownership_tags, resource_name
+from provisioner.core.units import format_duration, format_size
+from provisioner.render.prometheus.rules import _dur, _num, growth_floor
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 NATIVE, APPROXIMATED, UNSUPPORTED = "native", "approximated", "unsupported"
 FORECAST_MIN, FORECAST_MAX = 3600.0, 216_000.0  # forecast_horizon: 1h to 60h

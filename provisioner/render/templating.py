@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import Problem, SpecError
-from provisioner.promql import quote
-from provisioner.yamlio import loads
+from provisioner.core.errors import Problem, SpecError
+from provisioner.core.promql import quote
+from provisioner.core.yamlio import loads
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "_templates"
 REPO_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"

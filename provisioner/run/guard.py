@@ -13,7 +13,7 @@ import re
 import signal
 from dataclasses import dataclass
 
-from provisioner.units import parse_size
+from provisioner.core.units import parse_size
 
 STOPPING = {signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGABRT}
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")

@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provisioner.errors import Problem, SpecError, UsageError, describe, did_you_mean, dotted
+from provisioner.core.errors import Problem, SpecError, UsageError, describe, did_you_mean, dotted
+from provisioner.core.yamlio import Document, load_file
 from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, PATTERN_HELP, SPEC_ONLY_KEYS, Environment
 from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type, union_tags
 from provisioner.spec.model import Spec
 from provisioner.spec.resolve import resolve
 from provisioner.spec.resolved import ResolvedSpec
-from provisioner.yamlio import Document, load_file
 
 DEFAULT_ENV = "local"
 

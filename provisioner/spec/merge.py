@@ -13,7 +13,7 @@ import typing
 from enum import Enum
 from typing import Any
 
-from provisioner.errors import Problem, describe, did_you_mean, dotted
+from provisioner.core.errors import Problem, describe, did_you_mean, dotted
 
 Loc = tuple[str | int, ...]
 Where = tuple[str, int | None]  # (file, line)

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from provisioner.core.types import Duration, SecretRef, Size, ThresholdValue
+from provisioner.core.units import format_duration
 from provisioner.spec.merge import Merge
-from provisioner.spec.types import Duration, SecretRef, Size, ThresholdValue
-from provisioner.units import format_duration
 
 BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure", "gcp"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]

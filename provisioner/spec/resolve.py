@@ -12,14 +12,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from provisioner import names
-from provisioner.errors import did_you_mean
-from provisioner.promql import sources
+from provisioner.core import names
+from provisioner.core.errors import did_you_mean
+from provisioner.core.promql import sources
+from provisioner.core.types import Threshold
+from provisioner.core.units import format_size
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import Job, Route, Spec
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.spec.types import Threshold
-from provisioner.units import format_size
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]

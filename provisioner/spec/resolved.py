@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioner.promql import Sources
+from provisioner.core.promql import Sources
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import (
     Anomaly,

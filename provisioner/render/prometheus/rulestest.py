@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner.promql import WRAPPER_RSS
-from provisioner.render import prometheus as prom
+from provisioner.core.promql import WRAPPER_RSS
+from provisioner.core.units import format_duration
+from provisioner.render.prometheus import rules as prom
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration
 
 MIN = 60.0
 Wave = Callable[[float], float | None]  # seconds since start -> working set bytes (None: no sample)

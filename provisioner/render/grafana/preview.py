@@ -2,7 +2,7 @@
 
 Draws the dashboard's own layout (``gridPos`` on Grafana's 24-column grid), panel titles, and
 each panel as Grafana would show it during a synthetic run of the job
-(:mod:`provisioner.render.preview_sample`): time series with their threshold lines and areas,
+(:mod:`provisioner.render.grafana.sample`): time series with their threshold lines and areas,
 overrides (fixed colours, dashes, the baseline band), stats and gauges coloured by their
 thresholds, bar gauges, rows and text. matplotlib (the ``preview`` extra) draws on the Agg
 canvas without pyplot's global state; fonts are matplotlib's bundled DejaVu Sans and the PNG
@@ -17,8 +17,8 @@ import math
 import re
 from typing import Any
 
-from provisioner.render.preview_sample import MINUTES, JobSample, Series, evaluate
-from provisioner.units import format_duration, format_size
+from provisioner.core.units import format_duration, format_size
+from provisioner.render.grafana.sample import MINUTES, JobSample, Series, evaluate
 
 COLS, UNIT_H, WIDTH_IN, DPI = 24, 0.34, 16.0, 100
 COLORS = {

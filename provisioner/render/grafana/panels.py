@@ -1,8 +1,8 @@
 """What the Grafana dashboards show: panels, queries, thresholds, annotations and links.
 
-Pure layout over the recording-rule series of :mod:`provisioner.render.series`, with no
+Pure layout over the recording-rule series of :mod:`provisioner.kinds.series`, with no
 dashboard library in sight: panels are made through the :class:`PanelBuilder` protocol, which
-:mod:`provisioner.render.grafana` implements with grafanalib. A job dashboard shows the working
+:mod:`provisioner.render.grafana.dashboards` implements with grafanalib. A job dashboard shows the working
 set against the limit with the warning/critical thresholds and the baseline p50–p95 band, percent
 of the limit, headroom, growth against the usual velocity, the predicted time to OOM, the anomaly
 z-score and a per-node / per-instance breakdown; the overview ranks every job by headroom.
@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from provisioner import names
-from provisioner.promql import quote
-from provisioner.render import series as s
+from provisioner.core import names
+from provisioner.core.promql import quote
+from provisioner.core.units import format_duration, format_size
+from provisioner.kinds import series as s
 from provisioner.render.templating import render_data
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 OVERVIEW_TITLE = "memprov · all jobs ({env})"

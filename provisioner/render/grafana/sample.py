@@ -4,7 +4,7 @@ The preview draws what a dashboard would show during a typical run: the model lo
 then chunks are processed (a sawtooth whose peaks creep from the baseline p50 towards the p95),
 on two instances on two nodes, over the dashboards' default six hours. No randomness and no
 clock: the same spec gives the same pictures. :func:`evaluate` recognises the recording-rule
-series of :mod:`provisioner.render.series` in a panel's PromQL and returns the matching
+series of :mod:`provisioner.kinds.series` in a panel's PromQL and returns the matching
 synthetic series; it is a picture aid, not a PromQL engine.
 """
 
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from provisioner.render import series as s
+from provisioner.kinds import series as s
 from provisioner.spec.resolved import ResolvedJob
 
 MINUTES = 360  # the dashboards' default range: now-6h

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from provisioner.errors import describe
+from provisioner.core.errors import describe
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 _DECIMAL = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import Problem, SpecError, dotted
+from provisioner.core.errors import Problem, SpecError, dotted
 
 _CORE = "tag:yaml.org,2002:"
 SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}

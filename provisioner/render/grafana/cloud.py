@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.render.grafana_panels import (
+from provisioner.render.grafana.panels import (
     Layout,
     PanelBuilder,
     human,

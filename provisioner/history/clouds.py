@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.errors import UsageError
-from provisioner.history import Run
+from provisioner.core.errors import UsageError
+from provisioner.history.prometheus import Run
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 PERIOD = 300

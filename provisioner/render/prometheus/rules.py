@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.errors import Problem, SpecError
-from provisioner.names import MANAGED_BY
-from provisioner.render import series as s
+from provisioner.core.errors import Problem, SpecError
+from provisioner.core.names import MANAGED_BY
+from provisioner.core.units import format_duration, format_size
+from provisioner.kinds import series as s
 from provisioner.render.templating import render_data
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 ALERTS = {  # kind -> alert names, in rendering order
     "usage": ("BatchJobMemoryWarning", "BatchJobMemoryCritical"),

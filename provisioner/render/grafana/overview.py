@@ -1,6 +1,6 @@
 """The overview dashboard of an environment: every job ranked by headroom, linking to its dashboard.
 
-Layout only (see :mod:`provisioner.render.grafana_panels`): a bar per job, fullest first, with
+Layout only (see :mod:`provisioner.render.grafana.panels`): a bar per job, fullest first, with
 each job's own thresholds and a link to its dashboard; a Markdown table of the jobs with their
 limits, thresholds, dashboards and runbooks; and per-job trends of percent of the limit,
 predicted time to OOM, growth against the usual velocity and the anomaly z-score.
@@ -8,9 +8,10 @@ predicted time to OOM, growth against the usual velocity and the anomaly z-score
 
 from __future__ import annotations
 
-from provisioner.promql import quote
-from provisioner.render import series as s
-from provisioner.render.grafana_panels import (
+from provisioner.core.promql import quote
+from provisioner.core.units import format_duration
+from provisioner.kinds import series as s
+from provisioner.render.grafana.panels import (
     Layout,
     PanelBuilder,
     alerts_annotation,
@@ -24,7 +25,6 @@ from provisioner.render.grafana_panels import (
     tags,
 )
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration
 
 
 def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:

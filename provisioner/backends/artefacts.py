@@ -13,7 +13,7 @@ from pathlib import Path
 
 from provisioner.backends.files import FilesTarget
 from provisioner.backends.registry import active, backend_class
-from provisioner.render import grafana
+from provisioner.render.grafana import dashboards as grafana
 from provisioner.spec.resolved import ResolvedSpec
 
 DASHBOARDS_DIR = "dashboards"

@@ -2,12 +2,12 @@
 
 grafanalib stays behind this module. Its public functions (:func:`dashboards`,
 :func:`dashboard`, :func:`overview`, :func:`serialise`, :func:`tags`) return plain JSON data;
-what the dashboards show lives in :mod:`~provisioner.render.grafana_panels` and
-:mod:`~provisioner.render.grafana_overview`, which make panels through a small builder protocol
+what the dashboards show lives in :mod:`~provisioner.render.grafana.panels` and
+:mod:`~provisioner.render.grafana.overview`, which make panels through a small builder protocol
 that :class:`_Builder` implements here. So the builder can be swapped without touching anything
 else. Output is modern dashboard JSON (schemaVersion 39, timeseries/stat/gauge/bargauge panels,
 fieldConfig thresholds), cleaned of legacy keys and nulls by
-:mod:`~provisioner.render.grafana_json`, deterministic (stable uids from environment + job, no
+:mod:`~provisioner.render.grafana.serialise`, deterministic (stable uids from environment + job, no
 volatile fields) and serialised with sorted keys.
 """
 
@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.promql import quote
-from provisioner.render import series as s
-from provisioner.render.grafana_cloud import cloud_job_layout, cloud_of
-from provisioner.render.grafana_cloud import datasource as cloud_datasource
-from provisioner.render.grafana_json import clean, dumps_sorted
-from provisioner.render.grafana_overview import overview_layout
-from provisioner.render.grafana_panels import (
+from provisioner.core.promql import quote
+from provisioner.kinds import series as s
+from provisioner.render.grafana.cloud import cloud_job_layout, cloud_of
+from provisioner.render.grafana.cloud import datasource as cloud_datasource
+from provisioner.render.grafana.overview import overview_layout
+from provisioner.render.grafana.panels import (
     DS,
     Layout,
     job_layout,
@@ -34,7 +33,8 @@ from provisioner.render.grafana_panels import (
     overview_uid,
     tags,
 )
-from provisioner.render.grafana_panels import steps as no_steps
+from provisioner.render.grafana.panels import steps as no_steps
+from provisioner.render.grafana.serialise import clean, dumps_sorted
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 SCHEMA_VERSION = 39
@@ -102,7 +102,7 @@ def serialise(data: dict[str, Any]) -> str:
 
 
 class _Builder:
-    """The panel builder protocol of :mod:`~provisioner.render.grafana_panels` on grafanalib (loaded lazily)."""
+    """The panel builder protocol of :mod:`~provisioner.render.grafana.panels` on grafanalib (loaded lazily)."""
 
     def __init__(self, datasource: dict[str, str] = DS) -> None:
         from grafanalib import core

@@ -10,8 +10,8 @@ import os
 import threading
 from pathlib import Path
 
-from provisioner.errors import OperationError
-from provisioner.spec.types import SecretRef
+from provisioner.core.errors import OperationError
+from provisioner.core.types import SecretRef
 
 MIN_SECRET_LEN = 4
 

@@ -1,6 +1,6 @@
 """Alert rules evaluated over history with Prometheus' own semantics: firing episodes per label set.
 
-The alert expression (recording rules inlined, :mod:`provisioner.evaluate.inline`) is evaluated
+The alert expression (recording rules inlined, :mod:`provisioner.analysis.evaluate.inline`) is evaluated
 by a real Prometheus with ``query_range`` at the group's interval, at times that are multiples
 of the interval, exactly the instants a rule group with that interval could have evaluated. The
 results then go through the state machine of Prometheus 2.42's ``AlertingRule.Eval``, per label
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from provisioner.evaluate.inline import inline_group
-from provisioner.evaluate.prom import Labels, labels_of
-from provisioner.units import parse_duration
+from provisioner.analysis.evaluate.inline import inline_group
+from provisioner.analysis.evaluate.prom import Labels, labels_of
+from provisioner.core.units import parse_duration
 
 
 class RangeQuerier(Protocol):

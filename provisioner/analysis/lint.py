@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from provisioner.core.units import format_duration, format_size
 from provisioner.spec.model import Opsgenie, PagerDuty
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import format_duration, format_size
 
 MIN_SAMPLES_PER_WINDOW = 4
 MIN_EVALS_PER_FOR = 2
@@ -190,7 +190,7 @@ CONTEXT_ANNOTATIONS = ("summary", "description", "node", "current", "limit", "ru
 @check
 def alert_context(spec: ResolvedSpec) -> Iterator[Finding]:
     """Every rendered alert says which job, node and model, and links the dashboard and runbook."""
-    from provisioner.render.prometheus import rule_group
+    from provisioner.render.prometheus.rules import rule_group
 
     for job in spec.jobs_using("prometheus"):
         for rule in rule_group(spec, job)["rules"]:

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from provisioner.errors import OperationError
+from provisioner.core.errors import OperationError
 
 INSTALL_HINT = {
     "promtool": "install it with `apt-get install prometheus` (Debian) or put promtool on PATH",

@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.errors import Problem, SpecError, UsageError
-from provisioner.evaluate.prom import Labels, Series
+from provisioner.analysis.evaluate.prom import Labels, Series
+from provisioner.core.errors import Problem, SpecError, UsageError
+from provisioner.core.units import parse_size
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
-from provisioner.units import parse_size
 
 STEP = 300.0  # resolution of the per-run summaries
 DAY = 86_400.0
@@ -43,7 +43,7 @@ MAX_FILE_BYTES = 2 * 1024**3
 
 
 class Querier(Protocol):
-    """What history needs of a Prometheus: :class:`provisioner.evaluate.prom.PrometheusClient`."""
+    """What history needs of a Prometheus: :class:`provisioner.analysis.evaluate.prom.PrometheusClient`."""
 
     def query_range(
         self, expr: str, start: float, end: float, step: float
@@ -104,7 +104,7 @@ def over_time(fn: str, expr: str, window: float, resolution: float) -> str:
 
 
 def _dur(seconds: float) -> str:
-    from provisioner.units import format_duration
+    from provisioner.core.units import format_duration
 
     return format_duration(seconds)
 
@@ -283,7 +283,7 @@ def span(series: Iterable[Series]) -> tuple[float, float]:
 @contextmanager
 def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[tuple[Any, float, float]]:
     """A temporary Prometheus holding the series of ``paths``: ``(querier, first, last sample time)``."""
-    from provisioner.evaluate.prom import TempPrometheus
+    from provisioner.analysis.evaluate.prom import TempPrometheus
 
     series = read_series_files(paths)
     first, last = span(series)
@@ -296,7 +296,7 @@ def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[
 @contextmanager
 def remote_prometheus(url: str, headers: dict[str, str]) -> Iterator[tuple[Any, float, float]]:
     """A Prometheus-compatible API at ``url``: ``(querier, -inf, now)``."""
-    from provisioner.evaluate.prom import PrometheusClient
+    from provisioner.analysis.evaluate.prom import PrometheusClient
 
     if not re.match(r"^https?://", url):
         raise UsageError(f"--prometheus {url}: give an http:// or https:// URL")
@@ -463,7 +463,7 @@ def open_querier(source: Source, scrape_interval: float) -> Iterator[tuple[Any, 
         headers = dict(source.headers)
         token = os.environ.get("MEMPROV_PROMETHEUS_TOKEN")
         if token:
-            from provisioner.secrets import REDACTOR
+            from provisioner.core.secrets import REDACTOR
 
             REDACTOR.add(token)
             headers["Authorization"] = f"Bearer {token}"

@@ -20,7 +20,7 @@ A reference is recognised only in the exact form memprov writes: the record name
 mention of a recorded name (bare, with a regex matcher, with a label set no rule records, or to
 a rule recorded later in the group) is an :class:`InlineError` rather than a silently wrong
 replay. Query times must be multiples of STEP for the subqueries to sample exactly where the
-recording would have: :mod:`provisioner.evaluate.alerts` aligns them.
+recording would have: :mod:`provisioner.analysis.evaluate.alerts` aligns them.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.errors import MemprovError
-from provisioner.units import parse_duration
+from provisioner.core.errors import MemprovError
+from provisioner.core.units import parse_duration
 
 RecordKey = tuple[str, tuple[tuple[str, str], ...]]  # (record name, sorted labels)
 _NAME_CHAR = r"[A-Za-z0-9_:]"

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.backtest import JobResult
-from provisioner.evaluate.prom import Labels
+from provisioner.analysis.backtest import JobResult
+from provisioner.analysis.evaluate.prom import Labels
 from provisioner.spec.resolved import ResolvedJob
 
 GI = 2**30

@@ -34,8 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from provisioner import tools
-from provisioner.errors import OperationError
+from provisioner.core import tools
+from provisioner.core.errors import OperationError
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 MAX_STEPS = 10_000  # Prometheus refuses a query_range of more than 11,000 steps

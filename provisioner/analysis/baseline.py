@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner.history import Run
+from provisioner.core.units import format_size, parse_size
+from provisioner.history.prometheus import Run
 from provisioner.spec.resolved import ResolvedJob
-from provisioner.units import format_size, parse_size
 
 MI, GI = 2**20, 2**30
 WEAK_RUNS = 10  # fewer successful runs than this: the percentiles say little

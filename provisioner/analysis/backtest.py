@@ -2,7 +2,7 @@
 
 The rendered rule groups are evaluated over history by Prometheus itself (recording rules
 inlined, ``query_range`` at the group's interval, Prometheus' ``for``/``keep_firing_for`` state
-machine: :mod:`provisioner.evaluate`). Runs come from :mod:`provisioner.history`; a run that
+machine: :mod:`provisioner.analysis.evaluate`). Runs come from :mod:`provisioner.history.prometheus`; a run that
 ended at its limit is an OOM kill. Per job and alert: firing episodes, OOM kills, how long
 before each OOM the first warning or critical alert fired (lead time), episodes on runs that
 finished without an OOM (false alarms, per 100 such runs), and flaps (the same alert and labels
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner.evaluate.alerts import Episode, duration, evaluate_alert
-from provisioner.evaluate.inline import inline_group
-from provisioner.history import Querier, Run, read_runs
-from provisioner.render.prometheus import rule_group
+from provisioner.analysis.evaluate.alerts import Episode, duration, evaluate_alert
+from provisioner.analysis.evaluate.inline import inline_group
+from provisioner.history.prometheus import Querier, Run, read_runs
+from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 FLAP_WINDOW = 600.0

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
-from provisioner.errors import describe
-from provisioner.units import format_duration, format_size, parse_duration, parse_percent, parse_size
+from provisioner.core.errors import describe
+from provisioner.core.units import format_duration, format_size, parse_duration, parse_percent, parse_size
 
 SIZE_PATTERN = r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$"
 DURATION_PATTERN = r"^(?=\d)(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from provisioner.errors import UsageError
+from provisioner.core.errors import UsageError
 
-PACKAGE_EXAMPLE = Path(__file__).resolve().parent / "_example"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_EXAMPLE = Path(__file__).resolve().parent.parent / "_example"
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 MAKEFILE_SNIPPET = """\
 # memprov targets; include from your Makefile with `include memprov.mk`.
