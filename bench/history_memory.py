@@ -28,7 +28,7 @@ sys.path[:0] = [str(HERE / "alert_quality"), str(ROOT)]
 from run import job_shapes, series_of  # noqa: E402
 from tracegen import Generator, Plan  # noqa: E402
 
-from provisioner.analysis.evaluate.prom import TempPrometheus  # noqa: E402
+from provisioner.history.promapi import TempPrometheus  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
 
 

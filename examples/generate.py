@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT / "bench" / "alert_quality"), str(ROOT)]
 
 from tracegen import Generator, JobShape, Plan  # noqa: E402
 
-from provisioner.analysis.evaluate.prom import Series, openmetrics  # noqa: E402
+from provisioner.history.promapi import Series, openmetrics  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
 
 SEED = 7

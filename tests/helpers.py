@@ -6,9 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from provisioner.plan.contract import Target
+from provisioner.plan.planner import Binding
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def targets_of(bindings: Sequence[Binding]) -> dict[str, Target]:
+    """What ``apply`` needs from the backends a plan was made with: each one's target, by name."""
+    return {backend.name: target for backend, target in bindings}
 
 
 def example_repo(dest: Path) -> Path:

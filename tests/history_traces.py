@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.analysis.evaluate.prom import Series
+from provisioner.history.promapi import Series
 
 MI, GI = 2**20, 2**30
 DAY = 86_400.0

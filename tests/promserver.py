@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.analysis.evaluate.prom import Series, TempPrometheus
+from provisioner.history.promapi import Series, TempPrometheus
 
 StartPrometheus = Callable[..., TempPrometheus]
 T0 = 1_748_822_400.0  # 2025-06-02 00:00 UTC, a Monday: a fixed, deterministic origin for test series

@@ -18,6 +18,7 @@ import pytest
 from provisioner.backends.azure import AzureBackend, normalise_rule
 from provisioner.backends.registry import build
 from provisioner.plan.model import canonical
+from provisioner.plan.planner import plan_backend
 from provisioner.render.azure import DYNAMIC, STATIC, rules, support
 from provisioner.spec.loader import environments, load
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
@@ -69,14 +70,14 @@ def test_the_example_environment_enables_azure() -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_golden_request_bodies(env: str) -> None:
-    [backend] = build(load(ROOT / "memprov.yaml", env), ["azure"])
+    [(backend, _)] = build(load(ROOT / "memprov.yaml", env), ["azure"])
     assert isinstance(backend, AzureBackend)
     for key, text in serialised(backend).items():
         assert_golden(f"azure/{env}/{key}.json", text)
 
 
 def test_golden_platforms(tmp_path: Path) -> None:
-    [backend] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["azure"])
+    [(backend, _)] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["azure"])
     assert isinstance(backend, AzureBackend)
     bodies = serialised(backend)
     for key, text in bodies.items():
@@ -99,7 +100,7 @@ def test_golden_platforms(tmp_path: Path) -> None:
     assert dyn["targetResourceType"] == "Microsoft.MachineLearningServices/workspaces"
     assert dyn["targetResourceRegion"] == "westeurope"
     assert all(not json.loads(t)["properties"]["actions"] for t in bodies.values())  # no action groups configured
-    notes = "\n".join(backend.plan().notes)
+    notes = "\n".join(plan_backend(backend, backend.target()).notes)
     assert "vm-nightly: alert kinds on azure (vm) — native: baseline · approximated: usage, time_to_oom, " in notes
     assert "vm-nightly: usage is approximated on azure (critical_for 2m → window PT5M (rounded up" in notes
     assert "aml-batch: alert kinds on azure (aml) — native: usage · approximated: time_to_oom, baseline" in notes
@@ -140,7 +141,7 @@ def test_each_kind_maps_as_the_issue_asks() -> None:
     }
     tto = by_name["time-to-oom-critical"]["criteria"]["allOf"][0]
     assert tto["threshold"] == pytest.approx(80.2, abs=0.1)  # 3 x 18Mi/min for 30m of 8Gi is 19.8%
-    levels = {k: lvl for k, lvl, _ in support(job)}
+    levels = {k.value: s.level.value for k, s in support(job)}
     assert levels == {
         "usage": "approximated",
         "baseline": "approximated",

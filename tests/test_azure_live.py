@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from provisioner.backends.base import Backend
 from provisioner.backends.registry import build
 from provisioner.plan import output
-from provisioner.plan.engine import ApplyReport, Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import ApplyReport, Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import Binding, make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from tests.fakes.azure import ArmServer, FakeArm
-from tests.helpers import example_repo, memprov
+from tests.helpers import example_repo, memprov, targets_of
 
 ENV = "azure"
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -70,17 +71,17 @@ class Live:
         self.sleeps: list[float] = []
         self.retry = RetryPolicy(attempts=4, sleep=self.sleeps.append)
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[Binding]:
         return build(load(self.repo / "memprov.yaml", ENV), ["azure"])
 
-    def plan(self) -> tuple[Plan, list[Backend]]:
+    def plan(self) -> tuple[Plan, list[Binding]]:
         backends = self.backends()
         return make_plan(ENV, "batch-inference", backends, retry=self.retry), backends
 
     def apply(self, force: bool = False) -> tuple[Plan, ApplyReport]:
         plan, backends = self.plan()
         assert not plan.errors, plan.errors
-        return plan, apply(plan, backends, retry=self.retry, force=force)
+        return plan, apply(plan, targets_of(backends), retry=self.retry, force=force)
 
     def rules(self) -> dict[str, dict[str, Any]]:
         with self.fake.lock:
@@ -196,7 +197,9 @@ def test_prune_deletes_owned_only_and_leaves_lookalikes_alone(live: Live) -> Non
         "memprov-azure-clv-daily-baseline": Action.CONFLICT,
     }
     assert any("not managed by memprov" in p for p in plan.safety_problems())
-    report = apply(plan, backends, retry=live.retry)  # what apply does if nobody refused the conflict
+    report = apply(
+        plan, {b.name: t for b, t in backends}, retry=live.retry
+    )  # what apply does if nobody refused the conflict
     outcome = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcome["memprov-azure-clv-daily-baseline"][0] is Outcome.FAILED
     assert "pass --force to take it over" in outcome["memprov-azure-clv-daily-baseline"][1]
@@ -280,7 +283,7 @@ def test_a_rule_changed_since_the_plan_is_not_overwritten(live: Live) -> None:
         rule = live.fake.rules[(SUB, RG.lower(), name)]
         rule["properties"]["criteria"]["allOf"][0]["threshold"] = 60.0  # edited in the portal
         rule["properties"]["lastUpdatedTime"] = live.fake.now()
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     [failed] = report.of(Outcome.FAILED)
     assert failed.change.key == name and "changed in Azure since the plan" in failed.message
     assert live.rules()[name]["properties"]["criteria"]["allOf"][0]["threshold"] == 60.0

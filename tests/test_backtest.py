@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.analysis.backtest import backtest
-from provisioner.analysis.evaluate.prom import TempPrometheus, openmetrics
+from provisioner.history.promapi import TempPrometheus, openmetrics
+from provisioner.kinds import usage
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov
 from tests.history_traces import DAY, T0, Trace, series_of, threshold_alert_fires, trace
@@ -69,8 +70,8 @@ def test_lead_times_match_an_independent_computation(history: tuple[TempPromethe
     assert [round(r.peak) for r in result.runs] == [round(t.peak) for t in runs]
     by_run = {o.run: o for o in result.ooms}
     for tr in (t for t in runs if t.oom):
-        warning = threshold_alert_fires(tr, job.warning_ratio, job.usage.warning_for)
-        critical = threshold_alert_fires(tr, job.critical_ratio, job.usage.critical_for)
+        warning = threshold_alert_fires(tr, job.warning_ratio, usage.KIND.of(job).warning_for)
+        critical = threshold_alert_fires(tr, job.critical_ratio, usage.KIND.of(job).critical_for)
         assert warning is not None and critical is not None
         oom = by_run[f"batch/{tr.pod}/clv-scorer"]
         assert oom.at == tr.end  # the last sample: the kill

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.analysis import baseline as bl
-from provisioner.analysis.evaluate.prom import TempPrometheus, openmetrics
 from provisioner.core.units import parse_size
+from provisioner.history.promapi import TempPrometheus, openmetrics
 from provisioner.history.prometheus import read_runs, read_runs_file
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov

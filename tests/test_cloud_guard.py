@@ -7,18 +7,15 @@ from typing import ClassVar
 
 import pytest
 
-from provisioner.backends.base import Resource
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.core.errors import OperationError
+from provisioner.plan.model import Resource
 
 
 class Alarms(GuardedTarget):
     NOUN: ClassVar[str] = "alarm"
     SERVICE: ClassVar[str] = "CloudWatch"
     MARKER: ClassVar[str] = "tags"
-
-    def __init__(self, force: bool = False) -> None:
-        self.force = force
 
     def version(self, resource: Resource) -> str | None:
         return str(resource.handle) if resource.handle is not None else None
@@ -29,8 +26,8 @@ def alarm(version: str, owned: bool = True) -> Resource:
 
 
 def test_unchanged_since_the_plan_passes() -> None:
-    Alarms().check_unchanged(alarm("v1"), alarm("v1"), "updated")
-    assert Alarms().check_deletable(alarm("v1"), alarm("v1")) is True
+    Alarms().check_unchanged(alarm("v1"), alarm("v1"), "updated", False)
+    assert Alarms().check_deletable(alarm("v1"), alarm("v1"), False) is True
 
 
 @pytest.mark.parametrize(
@@ -43,24 +40,24 @@ def test_unchanged_since_the_plan_passes() -> None:
 )
 def test_what_changed_since_the_plan_is_refused(now: Resource | None, message: str) -> None:
     with pytest.raises(OperationError) as e:
-        Alarms().check_unchanged(now, alarm("v1"), "updated")
+        Alarms().check_unchanged(now, alarm("v1"), "updated", False)
     assert message in str(e.value)
 
 
 def test_force_overrides_a_change_but_not_a_disappearance() -> None:
-    Alarms(force=True).check_unchanged(alarm("v2", owned=False), alarm("v1"), "updated")
+    Alarms().check_unchanged(alarm("v2", owned=False), alarm("v1"), "updated", True)
     with pytest.raises(OperationError, match="deleted since the plan"):
-        Alarms(force=True).check_unchanged(None, alarm("v1"), "updated")
+        Alarms().check_unchanged(None, alarm("v1"), "updated", True)
 
 
 def test_taking_over_needs_force() -> None:
     with pytest.raises(OperationError, match="is not managed by memprov; pass --force to take it over"):
-        Alarms().check_takeover(alarm("v1", owned=False))
-    Alarms(force=True).check_takeover(alarm("v1", owned=False))
+        Alarms().check_takeover(alarm("v1", owned=False), False)
+    Alarms().check_takeover(alarm("v1", owned=False), True)
 
 
 def test_never_deletes_what_it_does_not_own_even_with_force() -> None:
-    assert Alarms().check_deletable(None, alarm("v1")) is False  # already gone: nothing to do
+    assert Alarms().check_deletable(None, alarm("v1"), False) is False  # already gone: nothing to do
     for force in (False, True):
         with pytest.raises(OperationError, match=r"no longer managed by memprov \(tags\); it was not deleted"):
-            Alarms(force=force).check_deletable(alarm("v1", owned=False), alarm("v1"))
+            Alarms().check_deletable(alarm("v1", owned=False), alarm("v1"), force)

@@ -17,7 +17,9 @@ import pytest
 from provisioner.backends.cloudwatch import CloudWatchBackend, normalise_alarm
 from provisioner.backends.registry import build
 from provisioner.plan.model import canonical
-from provisioner.render.cloudwatch import DESCRIPTION_MAX, alarms, support
+from provisioner.plan.planner import plan_backend
+from provisioner.render.cloud import DESCRIPTION_MAX
+from provisioner.render.cloudwatch import alarms, support
 from provisioner.spec.loader import environments, load
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
 
@@ -63,14 +65,14 @@ def serialised(backend: CloudWatchBackend) -> dict[str, str]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_golden_request_bodies(env: str) -> None:
-    [backend] = build(load(ROOT / "memprov.yaml", env), ["cloudwatch"])
+    [(backend, _)] = build(load(ROOT / "memprov.yaml", env), ["cloudwatch"])
     assert isinstance(backend, CloudWatchBackend)
     for key, text in serialised(backend).items():
         assert_golden(f"cloudwatch/{env}/{key}.json", text)
 
 
 def test_golden_platforms(tmp_path: Path) -> None:
-    [backend] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["cloudwatch"])
+    [(backend, _)] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["cloudwatch"])
     assert isinstance(backend, CloudWatchBackend)
     bodies = serialised(backend)
     for key, text in bodies.items():
@@ -89,7 +91,7 @@ def test_golden_platforms(tmp_path: Path) -> None:
     assert "memprov-local-sm-transform-anomaly" not in bodies  # disabled in the spec
     assert not [k for k in bodies if k.endswith("-oom-killed")]  # no OOM metric off EKS
     assert all(not json.loads(t)["AlarmActions"] for t in bodies.values())  # no topics configured
-    notes = "\n".join(backend.plan().notes)
+    notes = "\n".join(plan_backend(backend, backend.target()).notes)
     assert "ecs-scorer: oom_killed is unsupported on cloudwatch (ECS publishes no OOM metric" in notes
     assert "sm-transform: SageMaker metrics are per transform job" in notes
     assert "no SNS topic for critical, warning: those alarms notify nobody" in notes
@@ -110,7 +112,7 @@ def test_each_kind_maps_as_the_issue_asks() -> None:
     assert by_name["time-to-oom-warning"]["Threshold"] == 14400.0
     anomaly = by_name["anomaly"]
     assert anomaly["Metrics"][-1]["Expression"] == "ANOMALY_DETECTION_BAND(m, 3)" and "Threshold" not in anomaly
-    assert {k: lvl for k, lvl, _ in support(job)} == {
+    assert {k.value: s.level.value for k, s in support(job)} == {
         "usage": "native",
         "baseline": "native",
         "growth": "approximated",

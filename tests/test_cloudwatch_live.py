@@ -17,14 +17,15 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from provisioner.backends.base import Backend
 from provisioner.backends.registry import build
 from provisioner.plan import output
-from provisioner.plan.engine import ApplyReport, Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import ApplyReport, Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import Binding, make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from tests.fakes.cloudwatch import FaultProxy, moto_server, reset
-from tests.helpers import example_repo, memprov
+from tests.helpers import example_repo, memprov, targets_of
 
 ENV = "aws"
 OWN = [
@@ -70,17 +71,17 @@ class Live:
             config=Config(retries={"total_max_attempts": 1}),
         )
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[Binding]:
         return build(load(self.repo / "memprov.yaml", ENV), ["cloudwatch"])
 
-    def plan(self) -> tuple[Plan, list[Backend]]:
+    def plan(self) -> tuple[Plan, list[Binding]]:
         backends = self.backends()
         return make_plan(ENV, "batch-inference", backends, retry=self.retry), backends
 
     def apply(self, force: bool = False) -> tuple[Plan, ApplyReport]:
         plan, backends = self.plan()
         assert not plan.errors, plan.errors
-        return plan, apply(plan, backends, retry=self.retry, force=force)
+        return plan, apply(plan, targets_of(backends), retry=self.retry, force=force)
 
     def alarms(self) -> dict[str, dict[str, Any]]:
         found = self.cw.describe_alarms(AlarmNamePrefix="memprov-")["MetricAlarms"]
@@ -191,7 +192,9 @@ def test_prune_deletes_owned_only_and_leaves_lookalikes_alone(live: Live) -> Non
         "memprov-aws-clv-daily-baseline": Action.CONFLICT,
     }
     assert any("not managed by memprov" in p for p in plan.safety_problems())
-    report = apply(plan, backends, retry=live.retry)  # what apply does if nobody refused the conflict
+    report = apply(
+        plan, {b.name: t for b, t in backends}, retry=live.retry
+    )  # what apply does if nobody refused the conflict
     outcome = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcome["memprov-aws-clv-daily-baseline"][0] is Outcome.FAILED
     assert "pass --force to take it over" in outcome["memprov-aws-clv-daily-baseline"][1]
@@ -219,7 +222,7 @@ def test_deletes_are_batched_by_at_most_100(live: Live) -> None:
     live.proxy.clear()
     plan, backends = live.plan()
     assert plan.counts()["delete"] == 130
-    report = apply(plan, backends, retry=live.retry, concurrency=64)
+    report = apply(plan, targets_of(backends), retry=live.retry, concurrency=64)
     assert report.ok, [r.message for r in report.of(Outcome.FAILED)][:3]
     batches = [len(s.names) for s in live.proxy.operations("DeleteAlarms")]
     assert sum(batches) == 130 and max(batches) <= 100 and len(batches) < 130, batches
@@ -280,10 +283,12 @@ def test_an_alarm_changed_since_the_plan_is_not_overwritten(live: Live) -> None:
     live.edit_spec("thresholds: {warning: 75%, critical: 90%}", "thresholds: {warning: 70%, critical: 90%}")
     plan, backends = live.plan()
     name = "memprov-aws-image-embed-usage-warning"
-    body = json.loads(json.dumps(backends[0].live[name].body, default=str))
+    have = next(c.have for c in plan.changes if c.key == name)
+    assert have is not None
+    body = json.loads(json.dumps(have.body, default=str))
     keep = ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods")
     live.cw.put_metric_alarm(**{k: body[k] for k in keep}, ComparisonOperator="GreaterThanThreshold", Threshold=60.0)
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     [failed] = report.of(Outcome.FAILED)
     assert failed.change.key == name and "changed in CloudWatch since the plan" in failed.message
     assert live.alarms()[name]["Threshold"] == 60.0

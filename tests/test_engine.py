@@ -11,21 +11,23 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from provisioner.backends.base import Backend, Resource, Target
 from provisioner.core.errors import MemprovError, OperationError, RetryableError
 from provisioner.plan import output
-from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
-from provisioner.plan.model import Action, Plan
+from provisioner.plan.contract import Backend, Target
+from provisioner.plan.engine import Outcome, apply
+from provisioner.plan.model import Action, Plan, Resource
+from provisioner.plan.planner import make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from provisioner.spec.resolved import ResolvedSpec
-from tests.helpers import example_repo
+from tests.helpers import example_repo, targets_of
 
 NO_SLEEP = RetryPolicy(sleep=lambda _delay: None)
 
@@ -42,6 +44,7 @@ class FakeTarget(Target):
         self.reads = 0
         self.read_failures: list[MemprovError] = []
         self.finished: bool | None = None
+        self.forced = False
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
 
@@ -51,7 +54,7 @@ class FakeTarget(Target):
     def describe(self) -> str:
         return "fake store"
 
-    def read_live(self, backend: Backend) -> list[Resource]:
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         self.reads += 1
         if self.read_failures:
             raise self.read_failures.pop(0)
@@ -73,28 +76,47 @@ class FakeTarget(Target):
             with self.lock:
                 self.in_flight -= 1
 
-    def create(self, backend: Backend, desired: Resource) -> None:
+    def create(self, desired: Resource, *, force: bool = False) -> None:
+        self.forced = force
         self._call("create", desired.key)
         self.store[desired.key] = replace(desired, owned=True)
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.forced = force
         self._call("update", desired.key)
         self.store[desired.key] = replace(desired, owned=True)
 
-    def delete(self, backend: Backend, live: Resource) -> None:
+    def delete(self, live: Resource, *, force: bool = False) -> None:
         self._call("delete", live.key)
         del self.store[live.key]
 
-    def finish(self, backend: Backend, changed: bool) -> None:
+    def finish(self, desired: Sequence[Resource], changed: bool) -> None:
         self.finished = changed
 
 
 class FakeBackend(Backend):
     name: ClassVar[str] = "fake"
+    TARGETS: ClassVar[dict[str, Any]] = {}
+    FILE_GLOB = "*"
 
-    def __init__(self, spec: ResolvedSpec, target: Target, bodies: dict[str, Any]) -> None:
-        super().__init__(spec, target)
-        self.bodies = bodies
+    def __init__(self, spec: ResolvedSpec, target: FakeTarget, bodies: dict[str, Any]) -> None:
+        super().__init__(spec)
+        self.fake, self.bodies = target, bodies
+
+    def target(self) -> Target:
+        return self.fake
+
+    def filename(self, key: str) -> str:
+        return key
+
+    def key_for_path(self, relpath: str) -> str | None:
+        return relpath
+
+    def serialise(self, resource: Resource) -> str:
+        return repr(resource.body)
+
+    def parse(self, key: str, text: str) -> tuple[Any, bool]:
+        raise ValueError("not stored in files")
 
     def render(self) -> list[Resource]:
         return [Resource("thing", key, body, job=key, title=f"Thing {key}") for key, body in self.bodies.items()]
@@ -118,7 +140,11 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> ResolvedSpec:
 
 
 def plan_of(*backends: Backend, env: str = "local") -> Plan:
-    return make_plan(env, "batch-inference", backends, retry=NO_SLEEP)
+    return make_plan(env, "batch-inference", [(b, b.target()) for b in backends], retry=NO_SLEEP)
+
+
+def targets(*backends: Backend) -> dict[str, Target]:
+    return {b.name: b.target() for b in backends}
 
 
 def actions(plan: Plan) -> list[tuple[str, str]]:
@@ -166,8 +192,8 @@ def test_conflicts_are_refused_unless_forced_then_taken_over(spec: ResolvedSpec)
     text = [line for _style, line in output.text(plan)]
     assert any(line.startswith("refused without --force: fake: 1 resource(s)") for line in text)
     assert text[-1].endswith(f"--checksum {plan.checksum} --force")
-    report = apply(plan, [backend], retry=NO_SLEEP, force=True)
-    assert report.ok and target.force is True
+    report = apply(plan, targets(backend), retry=NO_SLEEP, force=True)
+    assert report.ok and target.forced is True
     assert target.store["taken"] == Resource("thing", "taken", {"v": 1}, owned=True, job="taken", title="Thing taken")
     assert not plan_of(FakeBackend(spec, target, {"taken": {"v": 1}})).has_changes
 
@@ -231,7 +257,7 @@ def test_apply_runs_creates_then_updates_then_deletes_and_reports(spec: Resolved
     target = FakeTarget(live={"u1": {"v": 1}, "u2": {"v": 1}, "d1": {}, "d2": {}})
     backend = FakeBackend(spec, target, {"c1": {}, "c2": {}, "u1": {"v": 2}, "u2": {"v": 2}})
     seen: list[str] = []
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP, on_result=lambda r: seen.append(r.change.key))
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP, on_result=lambda r: seen.append(r.change.key))
     ops = [op for op, _ in target.calls]
     assert ops == ["create", "create", "update", "update", "delete", "delete"]
     assert report.ok and len(report.of(Outcome.APPLIED)) == 6 and sorted(seen) == ["c1", "c2", "d1", "d2", "u1", "u2"]
@@ -248,7 +274,7 @@ def test_retries_back_off_with_jitter_then_succeed(spec: ResolvedSpec) -> None:
     target.fail("create", "a", *(RetryableError("429 slow down") for _ in range(4)))
     target.fail("create", "b", RetryableError("503", retry_after=7.5))
     backend = FakeBackend(spec, target, {"a": {}, "b": {}})
-    report = apply(plan_of(backend), [backend], retry=policy, concurrency=1)
+    report = apply(plan_of(backend), targets(backend), retry=policy, concurrency=1)
     assert report.ok
     assert target.calls.count(("create", "a")) == 5
     assert len(delays) == 5
@@ -263,7 +289,7 @@ def test_retries_give_up_and_say_so(spec: ResolvedSpec) -> None:
     target = FakeTarget()
     target.fail("create", "a", *(RetryableError("503 unavailable") for _ in range(10)))
     backend = FakeBackend(spec, target, {"a": {}})
-    report = apply(plan_of(backend), [backend], retry=RetryPolicy(attempts=3, sleep=delays.append))
+    report = apply(plan_of(backend), targets(backend), retry=RetryPolicy(attempts=3, sleep=delays.append))
     assert [(r.change.key, r.outcome, r.message) for r in report.results] == [
         ("a", Outcome.FAILED, "503 unavailable (gave up after 3 attempts)")
     ]
@@ -275,7 +301,7 @@ def test_operation_errors_are_not_retried_and_failures_are_isolated(spec: Resolv
     target = FakeTarget(live={"u": {"v": 1}})
     target.fail("create", "bad", OperationError("403 forbidden"))
     backend = FakeBackend(spec, target, {"ok1": {}, "bad": {}, "ok2": {}, "u": {"v": 2}})
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP)
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP)
     outcomes = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcomes == {
         "ok1": (Outcome.APPLIED, ""),
@@ -293,7 +319,7 @@ def test_deletes_are_kept_when_a_create_of_the_same_backend_failed(spec: Resolve
     a_target.fail("create", "new-name", OperationError("400 invalid"))
     alpha = Alpha(spec, a_target, {"new-name": {}})
     beta = Beta(spec, b_target, {"fresh": {}})
-    report = apply(plan_of(alpha, beta), [alpha, beta], retry=NO_SLEEP)
+    report = apply(plan_of(alpha, beta), targets(alpha, beta), retry=NO_SLEEP)
     outcomes = {(r.change.backend, r.change.key): r.outcome for r in report.results}
     assert outcomes == {
         ("alpha", "new-name"): Outcome.FAILED,
@@ -315,7 +341,7 @@ def test_deletes_are_kept_when_an_update_failed(spec: ResolvedSpec) -> None:
     target = FakeTarget(live={"u": {"v": 1}, "d": {}})
     target.fail("update", "u", OperationError("409"))
     backend = FakeBackend(spec, target, {"u": {"v": 2}})
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP)
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP)
     assert [(r.change.key, r.outcome) for r in report.results] == [("u", Outcome.FAILED), ("d", Outcome.SKIPPED)]
     assert ("delete", "d") not in target.calls
 
@@ -324,7 +350,7 @@ def test_a_backend_bug_is_one_failed_change_not_a_crash(spec: ResolvedSpec) -> N
     target = FakeTarget()
     target.hooks[("create", "x")] = lambda: {}["missing"]  # a KeyError inside a target
     backend = FakeBackend(spec, target, {"x": {}, "y": {}})
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP)
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP)
     outcomes = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcomes == {"x": (Outcome.FAILED, "unexpected KeyError: 'missing'"), "y": (Outcome.APPLIED, "")}
 
@@ -335,7 +361,7 @@ def test_concurrency_is_bounded(spec: ResolvedSpec) -> None:
     for key in bodies:
         target.hooks[("create", key)] = lambda: time.sleep(0.03)
     backend = FakeBackend(spec, target, bodies)
-    assert apply(plan_of(backend), [backend], retry=NO_SLEEP, concurrency=3).ok
+    assert apply(plan_of(backend), targets(backend), retry=NO_SLEEP, concurrency=3).ok
     assert 2 <= target.max_in_flight <= 3
 
 
@@ -351,11 +377,11 @@ def test_unreadable_live_state_is_retried_then_reported_per_backend(spec: Resolv
 
 def test_finish_failure_is_reported(spec: ResolvedSpec) -> None:
     class Reloading(FakeTarget):
-        def finish(self, backend: Backend, changed: bool) -> None:
+        def finish(self, desired: Sequence[Resource], changed: bool) -> None:
             raise OperationError("reload failed: 500")
 
     backend = FakeBackend(spec, Reloading(), {"a": {}})
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP)
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP)
     assert [(r.change.kind, r.outcome, r.message) for r in report.results][-1] == (
         "finish",
         Outcome.FAILED,
@@ -374,7 +400,7 @@ def test_ctrl_c_finishes_what_is_in_flight_starts_nothing_new_and_says_so(spec: 
 
     target.hooks[("create", "c1")] = press_ctrl_c
     backend = FakeBackend(spec, target, {"c1": {}, "c2": {}, "c3": {}, "u": {"v": 2}})
-    report = apply(plan_of(backend), [backend], retry=NO_SLEEP, concurrency=1, stop=stop)
+    report = apply(plan_of(backend), targets(backend), retry=NO_SLEEP, concurrency=1, stop=stop)
     assert report.interrupted and not report.ok
     outcomes = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcomes == {
@@ -395,10 +421,10 @@ def test_the_engine_is_exercised_through_a_real_backend_too(tmp_path: Path) -> N
     from provisioner.backends.registry import build
 
     resolved = load(example_repo(tmp_path / "repo") / "memprov.yaml", "local")
-    backends = build(resolved)
-    plan = make_plan("local", resolved.name, backends, retry=NO_SLEEP)
+    bindings = build(resolved)
+    plan = make_plan("local", resolved.name, bindings, retry=NO_SLEEP)
     expected = 2 * len(resolved.jobs) + 3  # a rule file and a dashboard per job; routing, overview, provider
     assert plan.counts()["create"] == expected == 11
-    assert apply(plan, backends, retry=NO_SLEEP).ok
+    assert apply(plan, targets_of(bindings), retry=NO_SLEEP).ok
     again = make_plan("local", resolved.name, build(resolved), retry=NO_SLEEP)
     assert not again.has_changes and again.counts()["no-op"] == expected

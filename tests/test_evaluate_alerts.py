@@ -22,7 +22,7 @@ from provisioner.analysis.evaluate.alerts import (
     firing_at,
     run_state_machine,
 )
-from provisioner.analysis.evaluate.prom import Series, TempPrometheus
+from provisioner.history.promapi import Series, TempPrometheus
 from tests.promserver import T0, StartPrometheus
 
 A: tuple[tuple[str, str], ...] = (("pod", "a"),)

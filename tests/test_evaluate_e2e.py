@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from provisioner.analysis.evaluate.alerts import evaluate_group
-from provisioner.analysis.evaluate.prom import Series, TempPrometheus
+from provisioner.history.promapi import Series, TempPrometheus
+from provisioner.kinds import usage
 from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
@@ -71,7 +72,7 @@ def test_critical_fires_before_the_oom_on_a_surge_and_never_on_a_healthy_run(
     surge = trace(T0 + 2 * 3600, limit, velocity, surge_at=20 * 60)
     oom = surge[-1][0] + STEP  # the first scrape that would have seen the working set at the limit
     assert max(v for _, v in healthy) < 0.7 * limit and 1800 < oom - surge[0][0] < 4 * 3600
-    expected = expected_first_firing(surge, limit, job.critical_ratio, job.usage.critical_for)
+    expected = expected_first_firing(surge, limit, job.critical_ratio, usage.KIND.of(job).critical_for)
 
     prom: TempPrometheus = prometheus_with(
         series_for("clv-healthy", healthy, limit) + series_for("clv-surge", surge, limit), lookback_delta="45s"

@@ -19,7 +19,7 @@ from provisioner.analysis.evaluate.inline import (
     inline_group,
     recorded_expressions,
 )
-from provisioner.analysis.evaluate.prom import Labels, Series, TempPrometheus
+from provisioner.history.promapi import Labels, Series, TempPrometheus
 from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.loader import load
 from tests.helpers import ROOT

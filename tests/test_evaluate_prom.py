@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.analysis.evaluate import prom as prom_module
-from provisioner.analysis.evaluate.prom import (
+from provisioner.core.errors import OperationError
+from provisioner.history import promapi as prom_module
+from provisioner.history.promapi import (
     MAX_STEPS,
     PrometheusClient,
     Series,
@@ -20,7 +21,6 @@ from provisioner.analysis.evaluate.prom import (
     split_by_day,
     steps,
 )
-from provisioner.core.errors import OperationError
 from tests.promserver import T0, StartPrometheus
 
 DAY = 86_400

@@ -14,10 +14,12 @@ import pytest
 from provisioner.backends.files import FilesTarget, atomic_write, marker_line
 from provisioner.backends.registry import build
 from provisioner.core.errors import OperationError
-from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
-from tests.helpers import example_repo
+from tests.helpers import example_repo, targets_of
 
 NO_SLEEP = RetryPolicy(sleep=lambda _delay: None)
 RULES = ("clv-daily", "image-embed", "doc-embed", "feature-batch")
@@ -33,9 +35,9 @@ def apply_all(
 ) -> tuple[Plan, list[tuple[tuple[str, str], Outcome, str]]]:
     """Plan and apply in-process; returns the plan and ((backend, key), outcome, message) per change."""
     spec = load(repo / "memprov.yaml", env)
-    backends = build(spec)
-    p = make_plan(env, spec.name, backends, retry=NO_SLEEP)
-    report = apply(p, backends, retry=NO_SLEEP, force=force)
+    bindings = build(spec)
+    p = make_plan(env, spec.name, bindings, retry=NO_SLEEP)
+    report = apply(p, targets_of(bindings), retry=NO_SLEEP, force=force)
     return p, [((r.change.backend, r.change.key), r.outcome, r.message) for r in report.results]
 
 
@@ -126,10 +128,10 @@ def test_apply_isolates_a_failed_file_and_keeps_that_backends_deletes(applied: P
 def test_files_target_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "root").write_text("file\n")
     spec_repo = example_repo(tmp_path / "repo")
-    backend = build(load(spec_repo / "memprov.yaml"), ["prometheus"])[0]
-    target = FilesTarget(tmp_path / "root" / "prometheus")
+    backend, _ = build(load(spec_repo / "memprov.yaml"), ["prometheus"])[0]
+    target = FilesTarget(tmp_path / "root" / "prometheus", "root/prometheus", backend)
     with pytest.raises(OperationError, match=r"root/prometheus/memprov-local-clv-daily\.rules\.yaml: cannot write"):
-        target.create(backend, backend.desired[0])
+        target.create(backend.desired[0])
 
 
 def test_unreadable_bytes_make_the_plan_fail_for_that_backend_only(applied: Path) -> None:

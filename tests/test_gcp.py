@@ -19,6 +19,7 @@ import pytest
 from provisioner.backends.gcp import GcpBackend, normalise_policy
 from provisioner.backends.registry import build
 from provisioner.plan.model import canonical
+from provisioner.plan.planner import plan_backend
 from provisioner.render.gcp import policies, support
 from provisioner.spec.loader import environments, load
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
@@ -59,14 +60,14 @@ def serialised(backend: GcpBackend) -> dict[str, str]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_golden_policies(env: str) -> None:
-    [backend] = build(load(ROOT / "memprov.yaml", env), ["gcp"])
+    [(backend, _)] = build(load(ROOT / "memprov.yaml", env), ["gcp"])
     assert isinstance(backend, GcpBackend)
     for key, text in serialised(backend).items():
         assert_golden(f"gcp/{env}/{key}.json", text)
 
 
 def test_golden_platforms(tmp_path: Path) -> None:
-    [backend] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["gcp"])
+    [(backend, _)] = build(load(platforms_repo(tmp_path) / "memprov.yaml", "local"), ["gcp"])
     assert isinstance(backend, GcpBackend)
     bodies = serialised(backend)
     for key, text in bodies.items():
@@ -88,7 +89,7 @@ def test_golden_platforms(tmp_path: Path) -> None:
     assert not [k for k in bodies if k.endswith(("-anomaly", "gke-scorer-baseline"))]  # no PromQL, no p95
     assert not [k for k in bodies if k.startswith("memprov-local-gce-nightly-oom")]  # no OOM metric on GCE
     assert all(not json.loads(t)["notificationChannels"] for t in bodies.values())  # no channels configured
-    notes = "\n".join(backend.plan().notes)
+    notes = "\n".join(plan_backend(backend, backend.target()).notes)
     assert "gke-scorer: anomaly is unsupported on gcp (Cloud Monitoring has no seasonal z-score outside PromQL" in notes
     assert "gke-scorer: baseline is unsupported on gcp (no recorded p95 peak and no PromQL" in notes
     assert "gce-nightly: oom_killed is unsupported on gcp (the Ops Agent publishes no OOM-kill metric)" in notes
@@ -116,7 +117,7 @@ def test_each_kind_maps_as_the_issue_asks() -> None:
     assert "offset 3w" in anomaly["query"] and anomaly["alertRule"] == "BatchJobMemoryAnomaly"
     assert 'container_memory_working_set_bytes{namespace="batch", container="clv-scorer"}' in anomaly["query"]
     assert by_name["usage-critical"]["severity"] == "CRITICAL" and by_name["growth"]["severity"] == "WARNING"
-    assert {k: lvl for k, lvl, _ in support(job)} == {
+    assert {k.value: s.level.value for k, s in support(job)} == {
         "usage": "native",
         "baseline": "native",
         "anomaly": "native",

@@ -17,14 +17,15 @@ import grpc
 import pytest
 from google.cloud.monitoring_v3.types import alert as alert_t
 
-from provisioner.backends.base import Backend
 from provisioner.backends.registry import build
 from provisioner.plan import output
-from provisioner.plan.engine import ApplyReport, Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import ApplyReport, Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import Binding, make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from tests.fakes.gcp import FakeAlertPolicies, serve
-from tests.helpers import example_repo, memprov
+from tests.helpers import example_repo, memprov, targets_of
 
 ENV = "gcp"
 PROJECT = "ml-batch-prod"
@@ -49,17 +50,17 @@ class Live:
         self.sleeps: list[float] = []
         self.retry = RetryPolicy(attempts=4, sleep=self.sleeps.append)
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[Binding]:
         return build(load(self.repo / "memprov.yaml", ENV), ["gcp"])
 
-    def plan(self) -> tuple[Plan, list[Backend]]:
+    def plan(self) -> tuple[Plan, list[Binding]]:
         backends = self.backends()
         return make_plan(ENV, "batch-inference", backends, retry=self.retry), backends
 
     def apply(self, force: bool = False) -> tuple[Plan, ApplyReport]:
         plan, backends = self.plan()
         assert not plan.errors, plan.errors
-        return plan, apply(plan, backends, retry=self.retry, force=force)
+        return plan, apply(plan, targets_of(backends), retry=self.retry, force=force)
 
     def policies(self) -> dict[str, Any]:
         return self.fake.policies()
@@ -181,7 +182,9 @@ def test_prune_deletes_owned_only_and_leaves_lookalikes_alone(live: Live) -> Non
         "memprov-gcp-clv-daily-baseline": Action.CONFLICT,
     }
     assert any("not managed by memprov" in p for p in plan.safety_problems())
-    report = apply(plan, backends, retry=live.retry)  # what apply does if nobody refused the conflict
+    report = apply(
+        plan, {b.name: t for b, t in backends}, retry=live.retry
+    )  # what apply does if nobody refused the conflict
     outcome = {r.change.key: (r.outcome, r.message) for r in report.results}
     assert outcome["memprov-gcp-clv-daily-baseline"][0] is Outcome.FAILED
     assert "pass --force to take it over" in outcome["memprov-gcp-clv-daily-baseline"][1]
@@ -273,7 +276,7 @@ def test_a_policy_changed_since_the_plan_is_not_overwritten(live: Live) -> None:
     stored = live.policies()[key]
     stored.conditions[0].condition_threshold.threshold_value = 0.6
     stored.mutation_record.mutate_time.FromNanoseconds(stored.mutation_record.mutate_time.ToNanoseconds() + 1)
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     [failed] = report.of(Outcome.FAILED)
     assert failed.change.key == key and "changed in Cloud Monitoring since the plan" in failed.message
     assert threshold(live.policies()[key]) == 0.6

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-from provisioner.backends.base import Backend
 from provisioner.backends.registry import build
 from provisioner.plan import output
-from provisioner.plan.engine import ApplyReport, Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import ApplyReport, Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import Binding, make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from tests.fakes.grafana import ADMIN_TOKEN, VIEWER_TOKEN, FakeGrafana, live_repo, serve
+from tests.helpers import targets_of
 
 ENV = "live"
 JOB_UID = "memprov-live-clv-daily"
@@ -34,17 +36,17 @@ class Live:
         self.sleeps: list[float] = []
         self.retry = RetryPolicy(attempts=4, sleep=self.sleeps.append)
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[Binding]:
         return build(load(self.repo / "memprov.yaml", ENV), ["grafana"])
 
-    def plan(self) -> tuple[Plan, list[Backend]]:
+    def plan(self) -> tuple[Plan, list[Binding]]:
         backends = self.backends()
         return make_plan(ENV, "batch-inference", backends, retry=self.retry), backends
 
     def apply(self, force: bool = False) -> ApplyReport:
         plan, backends = self.plan()
         assert not plan.errors, plan.errors
-        return apply(plan, backends, retry=self.retry, force=force)
+        return apply(plan, targets_of(backends), retry=self.retry, force=force)
 
     def edit_spec(self, old: str, new: str) -> None:
         spec = self.repo / "memprov.yaml"
@@ -173,7 +175,7 @@ def test_edit_in_the_ui_since_the_plan_is_refused_unless_forced(live: Live) -> N
         d["title"] = "edited by hand"
 
     live.fake.ui_edit(uid, edit)  # after the plan, before the apply
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     failed = {r.change.key: r.message for r in report.of(Outcome.FAILED)}
     assert set(failed) == {uid}
     assert "was changed in Grafana since the plan (planned against version 1; version-mismatch)" in failed[uid]
@@ -185,7 +187,7 @@ def test_edit_in_the_ui_since_the_plan_is_refused_unless_forced(live: Live) -> N
     )
     plan, backends = live.plan()
     live.fake.ui_edit(uid, edit)
-    report = apply(plan, backends, retry=live.retry, force=True)
+    report = apply(plan, targets_of(backends), retry=live.retry, force=True)
     assert report.ok, output.report_lines(report)
     assert live.fake.dashboards[uid]["dashboard"]["title"] == "memprov · Image batch inference (live)"
     assert live.fake.calls("POST", "/api/dashboards/db")[-1].body["overwrite"] is True
@@ -196,7 +198,7 @@ def test_delete_of_a_dashboard_edited_since_the_plan_is_refused(live: Live) -> N
     plan, backends = live.plan()
     assert actions(plan)["memprov-live-retired-job"] is Action.DELETE
     live.fake.ui_edit("memprov-live-retired-job", lambda d: d.update(description="still needed"))
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     [failed] = report.of(Outcome.FAILED)
     assert failed.change.key == "memprov-live-retired-job" and "was not deleted" in failed.message
     assert "memprov-live-retired-job" in live.fake.dashboards
@@ -244,7 +246,7 @@ def test_read_only_token_can_plan_but_not_apply(live: Live, monkeypatch: pytest.
     monkeypatch.setenv("GRAFANA_TOKEN", VIEWER_TOKEN)
     plan, backends = live.plan()
     assert not plan.errors and len(plan.actionable) == 5
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     assert len(report.of(Outcome.FAILED)) == 5
     message = report.of(Outcome.FAILED)[0].message
     assert "403 Forbidden" in message and "Editor role" in message
@@ -256,7 +258,7 @@ def test_existing_folder_is_reused_and_vanished_dashboards_are_fine(live: Live) 
     live.fake.seed(owned_dashboard("memprov-live-retired-job", "memprov · retired (live)"))
     plan, backends = live.plan()
     del live.fake.dashboards["memprov-live-retired-job"]  # deleted by someone else before apply: nothing to do
-    report = apply(plan, backends, retry=live.retry)
+    report = apply(plan, targets_of(backends), retry=live.retry)
     assert report.ok, output.report_lines(report)
     assert live.fake.calls("POST", "/api/folders") == []
 

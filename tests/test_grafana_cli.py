@@ -80,10 +80,11 @@ def test_unreachable_grafana_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_example_prod_environment_uses_the_api_target(tmp_path: Path) -> None:
     from provisioner.backends.grafana_api import GrafanaApiConfig
+    from provisioner.backends.registry import configure
     from provisioner.spec.loader import load
     from tests.helpers import ROOT
 
-    config = load(ROOT / "memprov.yaml", "prod").targets["grafana"]
+    config = configure(load(ROOT / "memprov.yaml", "prod"))["grafana"]
     assert isinstance(config, GrafanaApiConfig)
     assert (config.url, config.folder, config.token.env) == (
         "https://grafana.example.com",

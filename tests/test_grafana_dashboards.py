@@ -114,7 +114,8 @@ def test_golden_dashboards(env: str) -> None:
 
 def test_output_is_deterministic_and_free_of_volatile_fields() -> None:
     code = (
-        "from pathlib import Path; from provisioner.render.grafana import dashboards as grafana; from provisioner.spec.loader import load;"
+        "from pathlib import Path; from provisioner.render.grafana import dashboards as grafana; "
+        "from provisioner.spec.loader import load;"
         "print(''.join(grafana.serialise(d.data) for d in grafana.dashboards(load(Path('memprov.yaml'), 'prod'))))"
     )
     runs = [

@@ -95,8 +95,7 @@ def test_every_dashboard_of_the_example_is_the_same_as_through_json(tmp_path: Pa
     from grafanalib._gen import DashboardEncoder
 
     import provisioner.render.grafana.dashboards as grafana
-    from provisioner.backends.files import FilesTarget
-    from provisioner.backends.registry import backend_class
+    from provisioner.backends.registry import BACKENDS
     from provisioner.spec.loader import load
 
     seen = []
@@ -115,7 +114,7 @@ def test_every_dashboard_of_the_example_is_the_same_as_through_json(tmp_path: Pa
     try:
         for env in ("local", "prod"):
             spec = load(root / "memprov.yaml", env)
-            backend_class("grafana")(spec, FilesTarget(tmp_path)).render()  # type: ignore[attr-defined]
+            BACKENDS["grafana"](spec).render()
     finally:
         grafana.clean = real_clean  # type: ignore[assignment]
     assert len(seen) > 4

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from provisioner.core.yamlio import dumps
+from provisioner.kinds import ALL as KINDS
 from provisioner.render.alertmanager import config
-from provisioner.render.prometheus.rules import ALERTS, group_name, rule_group
+from provisioner.render.prometheus.rules import group_name, rule_group
 from provisioner.spec.loader import environments, load
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
 
@@ -40,7 +41,7 @@ def test_promtool_check_rules(env: str, tmp_path: Path) -> None:
         for r in g["rules"]
         if "alert" in r
     }
-    assert kinds == set(ALERTS), "every alert kind is rendered"
+    assert kinds == {k.kind.value for k in KINDS}, "every alert kind is rendered"
 
 
 def test_every_alert_carries_context() -> None:
@@ -166,22 +167,25 @@ def test_memprov_test_fails_when_a_rule_is_broken(tmp_path: Path) -> None:
     assert "BatchJobMemoryCritical" in result.stdout and "FAILED" in result.stdout
 
 
-def test_an_annotations_template_missing_an_alert_is_a_clear_error(tmp_path: Path) -> None:
-    """A copy of the annotations template from an older memprov lacks the newer alerts: say which."""
+def test_an_annotations_template_overrides_the_alerts_it_names(tmp_path: Path) -> None:
+    """templates/prometheus/annotations.yaml.j2 next to the spec replaces the texts of the alerts it
+    lists (memprov values in [[ ]], Prometheus templating passed through); the others keep the defaults."""
     repo = example_repo(tmp_path)
-    shipped = (ROOT / "templates" / "prometheus" / "annotations.yaml.j2").read_text()
-    kept, skip = [], False
-    for line in shipped.splitlines():
-        if not line.startswith(" "):
-            skip = line.startswith("BatchJobMemoryTimeToOOMWarning:")
-        if not skip:
-            kept.append(line)
     (repo / "templates" / "prometheus").mkdir(parents=True)
-    (repo / "templates" / "prometheus" / "annotations.yaml.j2").write_text("\n".join(kept) + "\n")
-    result = memprov("render", "--env", "local", "--out", str(tmp_path / "out"), cwd=repo)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "prometheus/annotations.yaml.j2: no summary/description for BatchJobMemoryTimeToOOMWarning" in result.stderr
-    assert "Traceback" not in result.stderr
+    (repo / "templates" / "prometheus" / "annotations.yaml.j2").write_text(
+        "BatchJobMemoryWarning:\n"
+        "  summary: [[ ('Team ' ~ job.team ~ ': ' ~ job.id ~ ' at {{ $value | humanizePercentage }}') | yaml ]]\n"
+        "  description: [[ ('over ' ~ warning_pct ~ ' of ' ~ limit_h) | yaml ]]\n"
+    )
+    spec = load(repo / "memprov.yaml", "local")
+    job = next(j for j in spec.jobs if j.id == "clv-daily")
+    rules = {r["alert"]: r for r in rule_group(spec, job)["rules"] if "alert" in r}
+    warning = rules["BatchJobMemoryWarning"]["annotations"]
+    assert warning["summary"] == f"Team {job.team}: clv-daily at {{{{ $value | humanizePercentage }}}}"
+    assert warning["description"] == "over 75% of 8GiB"
+    default = load(ROOT / "memprov.yaml", "local")
+    kept = {r["alert"]: r for r in rule_group(default, default.jobs[0])["rules"] if "alert" in r}
+    assert rules["BatchJobMemoryCritical"]["annotations"] == kept["BatchJobMemoryCritical"]["annotations"]
 
 
 def test_time_to_oom_warning_tier_is_optional_and_must_be_the_longer_horizon(tmp_path: Path) -> None:

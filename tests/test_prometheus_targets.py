@@ -12,13 +12,14 @@ import httpx
 import pytest
 import yaml
 
-from provisioner.backends.base import Backend
 from provisioner.backends.registry import build
-from provisioner.plan.engine import Outcome, RetryPolicy, apply, make_plan
+from provisioner.plan.engine import Outcome, apply
 from provisioner.plan.model import Action, Plan
+from provisioner.plan.planner import Binding, make_plan
+from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
 from tests.fakes.ruler import FakeRuler
-from tests.helpers import example_repo, memprov
+from tests.helpers import example_repo, memprov, targets_of
 
 NO_SLEEP = RetryPolicy(sleep=lambda _s: None)
 
@@ -36,7 +37,7 @@ def _env(repo: Path, name: str, targets: str, extra: str = "") -> None:
     (repo / "environments" / f"{name}.yaml").write_text(f"description: test\n{extra}targets:\n{targets}")
 
 
-def _plan(repo: Path, env: str) -> tuple[Plan, list[Backend]]:
+def _plan(repo: Path, env: str) -> tuple[Plan, list[Binding]]:
     spec = load(repo / "memprov.yaml", env)
     backends = build(spec, ["prometheus"])
     return make_plan(spec.env, spec.name, backends, retry=NO_SLEEP), backends
@@ -53,7 +54,7 @@ def mimir_repo(tmp_path: Path, ruler: FakeRuler, monkeypatch: pytest.MonkeyPatch
 def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) -> None:
     plan, backends = _plan(mimir_repo, "mimir")
     assert plan.counts()["create"] == len(JOBS) and not plan.errors
-    report = apply(plan, backends, retry=NO_SLEEP)
+    report = apply(plan, targets_of(backends), retry=NO_SLEEP)
     assert report.ok and len(report.of(Outcome.APPLIED)) == len(JOBS)
     ns = "memprov-batch-inference-mimir"
     assert sorted(ruler.groups("ml", ns)) == [f"memprov-mimir-{j}" for j in sorted(JOBS)]
@@ -72,7 +73,7 @@ def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) ->
     upd, backends = _plan(mimir_repo, "mimir")
     assert [(c.action, c.key) for c in upd.actionable] == [(Action.UPDATE, "memprov-mimir-image-embed")]
     assert any("> 0.7" in line for line in upd.actionable[0].diff())
-    assert apply(upd, backends, retry=NO_SLEEP).ok
+    assert apply(upd, targets_of(backends), retry=NO_SLEEP).ok
 
     # removing a job prunes its group, and leaves a group memprov does not own alone
     ruler.put("ml", ns, {"name": "hand-written", "rules": [{"alert": "X", "expr": "vector(1)"}]})
@@ -81,7 +82,7 @@ def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) ->
     (mimir_repo / "memprov.yaml").write_text(spec_text[:start] + spec_text[end:])
     prune, backends = _plan(mimir_repo, "mimir")
     assert [(c.action, c.key) for c in prune.actionable] == [(Action.DELETE, "memprov-mimir-doc-embed")]
-    assert apply(prune, backends, retry=NO_SLEEP).ok
+    assert apply(prune, targets_of(backends), retry=NO_SLEEP).ok
     assert "hand-written" in ruler.groups("ml", ns)
     assert "memprov-mimir-doc-embed" not in ruler.groups("ml", ns)
 
@@ -96,7 +97,7 @@ def test_ruler_retries_throttling_and_reports_failures(mimir_repo: Path, ruler: 
     assert not plan.errors and plan.counts()["create"] == len(JOBS)
     assert delays[0] == 0.0  # Retry-After: 0 honoured
     ruler.fail_next = [400]  # a permanent failure for the first create: the others still land
-    report = apply(plan, backends, retry=policy, concurrency=1)
+    report = apply(plan, targets_of(backends), retry=policy, concurrency=1)
     failed = report.of(Outcome.FAILED)
     assert len(failed) == 1 and "HTTP 400" in failed[0].message
     assert len(report.of(Outcome.APPLIED)) == len(JOBS) - 1
@@ -118,7 +119,7 @@ def test_cortex_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         repo = example_repo(tmp_path / "repo")
         _env(repo, "cortex", f"  prometheus: {{type: cortex, url: '{fake.url}', tenant: t1, namespace: batch}}\n")
         plan, backends = _plan(repo, "cortex")
-        assert apply(plan, backends, retry=NO_SLEEP).ok
+        assert apply(plan, targets_of(backends), retry=NO_SLEEP).ok
         assert len(fake.groups("t1", "batch")) == len(JOBS)
         assert all(path.startswith("/api/v1/rules/batch") for _, path in fake.requests)
     finally:
@@ -134,7 +135,7 @@ def test_prometheusrule_manifests_pass_promtool(tmp_path: Path) -> None:
         "labels: {release: kube-prometheus-stack}}\n",
     )
     plan, backends = _plan(repo, "k8s")
-    assert apply(plan, backends, retry=NO_SLEEP).ok
+    assert apply(plan, targets_of(backends), retry=NO_SLEEP).ok
     files = sorted((repo / "manifests").glob("*.yaml"))
     assert len(files) == len(JOBS)
     doc = yaml.safe_load(files[0].read_text())

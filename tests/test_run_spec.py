@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provisioner.core.promql import sources
 from provisioner.spec.model import Metrics, Selector
+from provisioner.spec.sources import sources
 from tests.helpers import example_repo, memprov
 
 SERIES = 'memprov_job_rss_bytes{memprov_job="feature-batch"}'

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.backends.registry import configure
 from provisioner.core.errors import SpecError, UsageError
 from provisioner.core.yamlio import MAX_BYTES, loads
 from provisioner.spec.loader import load
@@ -48,7 +49,7 @@ def test_the_corpus_covers_enough_cases() -> None:
 def test_invalid_spec_fails_with_exactly_the_expected_lines(case: str) -> None:
     expect = expectation(case)
     with pytest.raises((SpecError, UsageError)) as info:
-        load(CORPUS / case / "memprov.yaml", expect.env)
+        configure(load(CORPUS / case / "memprov.yaml", expect.env))
     assert info.value.render().splitlines() == expect.lines, expect.why
     if isinstance(info.value, SpecError):
         for problem in info.value.problems:

@@ -8,6 +8,7 @@ import pytest
 
 from provisioner.core.errors import SpecError
 from provisioner.core.units import parse_size
+from provisioner.kinds import growth
 from provisioner.spec.loader import environments, load
 from provisioner.spec.model import Slack
 from tests.helpers import example_repo
@@ -40,7 +41,9 @@ def test_mappings_merge_key_by_key_and_lists_are_replaced(repo: Path) -> None:
         "prod",
     )
     clv = next(j for j in spec.jobs if j.id == "clv-daily")
-    assert clv.growth.factor == 4 and clv.growth.window == 900  # window from the spec, factor from the overlay
+    assert (
+        growth.KIND.of(clv).factor == 4 and growth.KIND.of(clv).window == 900
+    )  # window from the spec, factor from the overlay
     assert clv.limit == parse_size("10Gi")
     assert clv.baseline is not None and clv.baseline.peak_p95 == parse_size("4Gi")  # siblings of limit kept
     assert clv.backends == ("prometheus",)  # a list is replaced, not appended to

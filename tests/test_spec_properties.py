@@ -51,7 +51,7 @@ def accepts_or_explains(root: Path, env: str = "local") -> None:
     except UsageError as e:
         assert str(e).strip()
     else:
-        for backend in build(spec):
+        for backend, _ in build(spec):
             assert isinstance(backend.desired, list)
 
 

@@ -4,7 +4,7 @@
 
 Generates seeded traces for the example spec's jobs (tracegen.py) with weeks of healthy history
 before the evaluated runs (as many days as the rules look back, unless ``--history-days``),
-backfills them into a temporary Prometheus (provisioner.analysis.evaluate.prom), evaluates every alert of
+backfills them into a temporary Prometheus (provisioner.history.promapi), evaluates every alert of
 each job's rendered rule group with Prometheus' own semantics (recording rules inlined,
 query_range at the group interval, the for/keep_firing_for state machine:
 provisioner.analysis.evaluate), evaluates the static ``working set / limit > 0.85 for 2m`` rule the same
@@ -34,8 +34,8 @@ from tracegen import DAY, Generator, JobShape, Plan, Run  # noqa: E402
 
 from provisioner.analysis.evaluate.alerts import Episode, duration, evaluate_alert  # noqa: E402
 from provisioner.analysis.evaluate.inline import inline_group  # noqa: E402
-from provisioner.analysis.evaluate.prom import Series, TempPrometheus  # noqa: E402
 from provisioner.core.units import parse_duration  # noqa: E402
+from provisioner.history.promapi import Series, TempPrometheus  # noqa: E402
 from provisioner.render.prometheus.rules import rule_group  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec  # noqa: E402

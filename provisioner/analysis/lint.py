@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from provisioner.core.units import format_duration, format_size
+from provisioner.kinds import ALL as KINDS
 from provisioner.spec.model import Opsgenie, PagerDuty
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -88,14 +89,10 @@ def scrape_and_windows(spec: ResolvedSpec) -> Iterator[Finding]:
     need_window = MIN_SAMPLES_PER_WINDOW * scrape
     need_for = MIN_EVALS_PER_FOR * ev
     for job in spec.jobs:
-        windows = [
-            ("trough_window", job.trough_window, True),
-            ("growth.window", job.growth.window, job.growth.enabled),
-            ("time_to_oom.window", job.time_to_oom.window, job.time_to_oom.enabled),
-            ("anomaly.window", job.anomaly.window, job.anomaly.enabled),
-        ]
-        for path, window, enabled in windows:
-            if enabled and window < need_window:
+        holds = [h for k in KINDS if (p := k.of(job)).enabled for h in k.holds(p)]
+        windows = [("trough_window", job.trough_window), *((h.key, h.seconds) for h in holds if h.role == "window")]
+        for path, window in windows:
+            if window < need_window:
                 yield Finding(
                     "error",
                     spec.env,
@@ -104,14 +101,8 @@ def scrape_and_windows(spec: ResolvedSpec) -> Iterator[Finding]:
                     f"samples at a {format_duration(scrape)} scrape interval; use at least "
                     f"{format_duration(need_window)}",
                 )
-        fors = [
-            ("usage.warning_for", job.usage.warning_for, job.usage.enabled),
-            ("usage.critical_for", job.usage.critical_for, job.usage.enabled),
-            ("growth.for", job.growth.for_, job.growth.enabled),
-            ("time_to_oom.for", job.time_to_oom.for_, job.time_to_oom.enabled),
-        ]
-        for path, hold, enabled in fors:
-            if enabled and hold < need_for:
+        for path, hold in ((h.key, h.seconds) for h in holds if h.role == "for"):
+            if hold < need_for:
                 yield Finding(
                     "error",
                     spec.env,

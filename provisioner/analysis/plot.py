@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.analysis.backtest import JobResult
-from provisioner.analysis.evaluate.prom import Labels
+from provisioner.history.promapi import Labels
 from provisioner.spec.resolved import ResolvedJob
 
 GI = 2**30

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from provisioner.backends.base import Backend, Resource, Target
-from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles, atomic_write
+from provisioner.backends.files import FILES, FilesTarget, YamlFiles, atomic_write
 from provisioner.backends.http import HttpApi
 from provisioner.core import secrets, tools
 from provisioner.core.errors import OperationError
 from provisioner.core.types import SecretRef
-from provisioner.plan.model import Action, Change
+from provisioner.plan.contract import Backend, TargetConfig, TargetType
+from provisioner.plan.model import Action, Change, Resource
 from provisioner.render import alertmanager as render
 from provisioner.spec.resolved import ResolvedSpec
 
@@ -30,10 +31,8 @@ CONFIG_KEY = "alertmanager"
 SECRET = "secret:"
 
 
-class AlertmanagerConfig(BaseModel):
+class AlertmanagerConfig(TargetConfig):
     """``targets.alertmanager: {type: alertmanager, config_file, url, secrets_dir}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["alertmanager"]
     config_file: str = Field(description="the alertmanager.yml that Alertmanager reads")
@@ -47,19 +46,19 @@ class LiveTarget(FilesTarget):
 
     type = "alertmanager"
 
-    def __init__(self, config_file: Path, url: str, secrets_dir: str, token: SecretRef | None) -> None:
-        super().__init__(config_file.parent, str(config_file))
+    def __init__(self, codec: AlertmanagerBackend, config_file: Path, url: str, token: SecretRef | None) -> None:
+        super().__init__(config_file.parent, str(config_file), codec)
+        self.spec, self.secrets_dir = codec.spec, codec.secrets_dir
         self.config_name = config_file.name
         self.url = url
-        self.secrets_dir = secrets_dir
         self.token = token
 
     def describe(self) -> str:
         return f"Alertmanager {self.url} ({self.display})"
 
-    def read_live(self, backend: Backend) -> list[Resource]:
-        out = super().read_live(backend)
-        for ref_path in _env_secrets(backend.spec, self.secrets_dir):
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
+        out = super().read_live(desired)
+        for ref_path in _env_secrets(self.spec, self.secrets_dir):
             path = Path(ref_path)
             if path.is_file():
                 out.append(
@@ -69,9 +68,9 @@ class LiveTarget(FilesTarget):
                 )
         return out
 
-    def _write(self, backend: Backend, resource: Resource) -> None:
+    def write(self, resource: Resource) -> None:
         if resource.key.startswith(SECRET):
-            ref = _env_secrets(backend.spec, self.secrets_dir)[resource.key.removeprefix(SECRET)]
+            ref = _env_secrets(self.spec, self.secrets_dir)[resource.key.removeprefix(SECRET)]
             value = secrets.resolve(ref) or ""
             path = Path(resource.key.removeprefix(SECRET))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,11 +78,11 @@ class LiveTarget(FilesTarget):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(value)
             return
-        text = backend.serialise(resource)  # type: ignore[attr-defined]
+        text = self.codec.serialise(resource)
         _check_config(text)
         atomic_write(self.root / self.config_name, text)
 
-    def finish(self, backend: Backend, changed: bool) -> None:
+    def finish(self, desired: Sequence[Resource], changed: bool) -> None:
         if not changed:
             return
         api = HttpApi(self.url, what="Alertmanager", token=self.token)
@@ -120,23 +119,28 @@ def _fingerprint(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
+def _live(backend: AlertmanagerBackend, config: AlertmanagerConfig) -> LiveTarget:
+    path = Path(config.config_file)
+    return LiveTarget(backend, path if path.is_absolute() else backend.spec.base_dir / path, config.url, config.token)
+
+
 class AlertmanagerBackend(YamlFiles, Backend):
     name = "alertmanager"
-    TARGETS: ClassVar[dict[str, Any]] = {"files": FilesConfig, "alertmanager": AlertmanagerConfig}
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": FILES,
+        "alertmanager": TargetType(AlertmanagerConfig, _live),
+    }
     FILE_GLOB = "*.yml"
     resource_kind = "alertmanager-config"
 
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        assert isinstance(config, AlertmanagerConfig)
-        path = Path(config.config_file)
-        return LiveTarget(
-            path if path.is_absolute() else spec.base_dir / path, config.url, config.secrets_dir, config.token
-        )
+    @property
+    def live(self) -> AlertmanagerConfig | None:
+        """The running Alertmanager's settings, when the target is one (its secrets are written too)."""
+        return self.config if isinstance(self.config, AlertmanagerConfig) else None
 
     @property
     def secrets_dir(self) -> str:
-        return str(getattr(self.target, "secrets_dir", None) or render.DEFAULT_SECRETS_DIR)
+        return self.live.secrets_dir if self.live else render.DEFAULT_SECRETS_DIR
 
     def render(self) -> list[Resource]:
         if not self.spec.jobs_using(self.name):
@@ -146,7 +150,7 @@ class AlertmanagerBackend(YamlFiles, Backend):
                 self.resource_kind, CONFIG_KEY, render.config(self.spec, self.secrets_dir), title="alertmanager.yml"
             )
         ]
-        if isinstance(self.target, LiveTarget):
+        if self.live:
             for path, ref in _env_secrets(self.spec, self.secrets_dir).items():
                 value = secrets.resolve(ref, required=False)
                 if value is not None:
@@ -164,7 +168,7 @@ class AlertmanagerBackend(YamlFiles, Backend):
         refs = _env_secrets(self.spec, self.secrets_dir) if self.spec.jobs_using(self.name) else {}
         if not refs:
             return []
-        if isinstance(self.target, LiveTarget):
+        if self.live:
             return [
                 f"${ref.env} is not set: {path} will not be written, and notifications through it will fail"
                 for path, ref in refs.items()
@@ -181,7 +185,7 @@ class AlertmanagerBackend(YamlFiles, Backend):
         return [c for c in changes if not (c.kind == "secret" and c.action is Action.DELETE)]
 
     def filename(self, key: str) -> str:
-        return getattr(self.target, "config_name", "alertmanager.yml")
+        return Path(self.live.config_file).name if self.live else "alertmanager.yml"
 
     def key_for_path(self, relpath: str) -> str | None:
         return CONFIG_KEY if relpath == self.filename(CONFIG_KEY) else None

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.backends.files import FilesTarget
-from provisioner.backends.registry import active, backend_class
+from provisioner.backends.files import FilesConfig
+from provisioner.backends.registry import BACKENDS, active
 from provisioner.render.grafana import dashboards as grafana
 from provisioner.spec.resolved import ResolvedSpec
 
@@ -34,10 +34,9 @@ def expected_tree(spec: ResolvedSpec, out: Path) -> dict[Path, str]:
     files: dict[Path, str] = {}
     for name in active(spec):
         root = out / name
-        backend = backend_class(name)(spec, FilesTarget(root))
-        codec = backend  # every backend is a file codec
+        backend = BACKENDS[name](spec, FilesConfig(dir=str(root)))
         for resource in backend.desired:
-            files[root / codec.filename(resource.key)] = codec.serialise(resource)  # type: ignore[attr-defined]
+            files[root / backend.filename(resource.key)] = backend.serialise(resource)
     return files
 
 

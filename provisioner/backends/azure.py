@@ -13,27 +13,15 @@ are not drift). Ownership: the tags ``managed-by: memprov``, ``memprov-env`` and
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from provisioner.backends.base import Resource, Target
-from provisioner.backends.cloud import CloudBackend
-from provisioner.backends.files import FilesConfig
-from provisioner.core.types import SecretRef
+from provisioner.backends.azure_api import ActionGroups, AzureConfig, AzureTarget
+from provisioner.backends.cloud import CloudBackend, CloudRenderer
+from provisioner.backends.files import FILES, FilesConfig
+from provisioner.plan.contract import Backend, TargetType
+from provisioner.plan.model import Resource
 from provisioner.render import azure as render
-from provisioner.spec.environment import (
-    AZURE_ACTION_GROUP_PATTERN,
-    AZURE_RESOURCE_GROUP_PATTERN,
-    AZURE_UUID_PATTERN,
-    HTTPS_URL_PATTERN,
-)
-from provisioner.spec.resolved import ResolvedSpec
 
-ACTION_GROUP = AZURE_ACTION_GROUP_PATTERN
-UUID = AZURE_UUID_PATTERN
-RESOURCE_GROUP = AZURE_RESOURCE_GROUP_PATTERN
 PROPERTIES = (  # what memprov sends; everything else ARM returns is server-owned
     "description",
     "severity",
@@ -49,37 +37,10 @@ PROPERTIES = (  # what memprov sends; everything else ARM returns is server-owne
 )
 
 
-class ActionGroups(BaseModel):
-    """Action group resource id per severity; rules of a severity without one notify nobody (the plan says so)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    info: str | None = Field(default=None, pattern=ACTION_GROUP)
-    warning: str | None = Field(default=None, pattern=ACTION_GROUP)
-    critical: str | None = Field(default=None, pattern=ACTION_GROUP)
-
-
 class AzureFilesConfig(FilesConfig):
     """``targets.azure: {type: files, dir, action_groups}``: the request bodies, with the groups they would use."""
 
     action_groups: ActionGroups = ActionGroups()
-
-
-class AzureConfig(BaseModel):
-    """``targets.azure: {type: azure, subscription_id, resource_group, action_groups}``; credentials:
-    azure-identity's ``DefaultAzureCredential`` (environment, workload identity, managed identity,
-    ``az login``), or ``token``: a bearer token reference (e.g. from ``az account get-access-token``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["azure"]
-    subscription_id: str = Field(pattern=UUID, description="the subscription of the resource group")
-    resource_group: str = Field(pattern=RESOURCE_GROUP, description="where the alert rules are created")
-    action_groups: ActionGroups = ActionGroups()
-    endpoint: str = Field(default="https://management.azure.com", pattern=HTTPS_URL_PATTERN, description="ARM endpoint")
-    ca_bundle: str | None = Field(default=None, min_length=1, description="CA bundle (PEM) to verify the endpoint")
-    token: SecretRef | None = Field(default=None, description="a bearer token instead of DefaultAzureCredential")
-    timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
 
 
 PERIODS = ("numberOfEvaluationPeriods", "minFailingPeriodsToAlert")
@@ -134,32 +95,31 @@ def tags_of(body: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
 
 
+def _live(backend: Backend, config: AzureConfig) -> AzureTarget:
+    return AzureTarget(backend, config)
+
+
 class AzureBackend(CloudBackend):
     KIND = "metric-alert"
-    RENDER: ClassVar[ModuleType] = render
+    RENDER: ClassVar[CloudRenderer] = render
     NO_RECEIVER = (
         "no action group for {severities}: those alert rules notify nobody; "
         "set targets.azure.action_groups in the environment file"
     )
     name = "azure"
-    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": AzureFilesConfig, "azure": AzureConfig}
-
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        from provisioner.backends.azure_api import AzureTarget
-
-        if not isinstance(config, AzureConfig):  # pragma: no cover - the registry builds files targets
-            raise TypeError(f"unexpected target config {type(config).__name__}")
-        return AzureTarget(spec, config)
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": TargetType(AzureFilesConfig, FILES.build),
+        "azure": TargetType(AzureConfig, _live),
+    }
 
     @property
-    def config(self) -> AzureConfig | AzureFilesConfig | None:
-        config = self.spec.targets.get(self.name)
-        return config if isinstance(config, AzureConfig | AzureFilesConfig) else None
+    def settings(self) -> AzureConfig | AzureFilesConfig:
+        """The target's settings (receivers...), whichever target the environment names."""
+        return self.config if isinstance(self.config, AzureConfig | AzureFilesConfig) else AzureFilesConfig()
 
     @property
     def groups(self) -> dict[str, str]:
-        groups = self.config.action_groups if self.config else ActionGroups()
+        groups = self.settings.action_groups
         return {k: v for k, v in groups.model_dump().items() if v}
 
     def render(self) -> list[Resource]:

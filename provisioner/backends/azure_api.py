@@ -21,23 +21,54 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from provisioner.backends.base import Backend, Resource, Target
+from pydantic import BaseModel, ConfigDict, Field
+
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.backends.http import retry_after
 from provisioner.core.errors import OperationError, RetryableError
 from provisioner.core.secrets import resolve
-
-if TYPE_CHECKING:
-    from provisioner.backends.azure import AzureConfig
-    from provisioner.spec.resolved import ResolvedSpec
+from provisioner.core.types import SecretRef
+from provisioner.plan.contract import Backend, Target, TargetConfig
+from provisioner.plan.model import Resource
+from provisioner.spec.environment import (
+    AZURE_ACTION_GROUP_PATTERN,
+    AZURE_RESOURCE_GROUP_PATTERN,
+    AZURE_UUID_PATTERN,
+    HTTPS_URL_PATTERN,
+)
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://management.azure.com"
 ROLE = "Monitoring Contributor (Microsoft.Insights/metricAlerts/read, write and delete)"
+
+
+class ActionGroups(BaseModel):
+    """Action group resource id per severity; rules of a severity without one notify nobody (the plan says so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    info: str | None = Field(default=None, pattern=AZURE_ACTION_GROUP_PATTERN)
+    warning: str | None = Field(default=None, pattern=AZURE_ACTION_GROUP_PATTERN)
+    critical: str | None = Field(default=None, pattern=AZURE_ACTION_GROUP_PATTERN)
+
+
+class AzureConfig(TargetConfig):
+    """``targets.azure: {type: azure, subscription_id, resource_group, action_groups}``; credentials:
+    azure-identity's ``DefaultAzureCredential`` (environment, workload identity, managed identity,
+    ``az login``), or ``token``: a bearer token reference (e.g. from ``az account get-access-token``)."""
+
+    type: Literal["azure"]
+    subscription_id: str = Field(pattern=AZURE_UUID_PATTERN, description="the subscription of the resource group")
+    resource_group: str = Field(pattern=AZURE_RESOURCE_GROUP_PATTERN, description="where the alert rules are created")
+    action_groups: ActionGroups = ActionGroups()
+    endpoint: str = Field(default="https://management.azure.com", pattern=HTTPS_URL_PATTERN, description="ARM endpoint")
+    ca_bundle: str | None = Field(default=None, min_length=1, description="CA bundle (PEM) to verify the endpoint")
+    token: SecretRef | None = Field(default=None, description="a bearer token instead of DefaultAzureCredential")
+    timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
 
 
 @dataclass(frozen=True)
@@ -109,9 +140,9 @@ class AzureTarget(GuardedTarget, Target):
 
     type: ClassVar[str] = "azure"
 
-    def __init__(self, spec: ResolvedSpec, config: AzureConfig) -> None:
-        self.spec, self.config = spec, config
-        self.prefix = f"memprov-{spec.env}-"
+    def __init__(self, owner: Backend, config: AzureConfig) -> None:
+        self.owner, self.spec, self.config = owner, owner.spec, config
+        self.prefix = f"memprov-{owner.spec.env}-"
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -155,28 +186,27 @@ class AzureTarget(GuardedTarget, Target):
             raise error(f"Azure {self.config.resource_group}: {what}", e) from e
 
     # --- reading -------------------------------------------------------------------------------
-    def _resource(self, backend: Backend, alert: Any) -> Resource:
+    def _resource(self, alert: Any) -> Resource:
         body = alert.serialize(keep_readonly=True)
-        owns = getattr(backend, "owns", None)
         tags = body.get("tags") or {}
         return Resource(
             "metric-alert",
             str(alert.name),
             body,
-            owned=bool(owns and owns(body)),
+            owned=self.owner.owns(body),
             job=tags.get("memprov-job"),
             title=str(tags.get("memprov-job") or ""),
             handle=Live(str(alert.id or ""), str(body.get("properties", {}).get("lastUpdatedTime", ""))),
         )
 
-    def read_live(self, backend: Backend) -> list[Resource]:
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         rg = self.config.resource_group
         alerts = self.call("list metric alerts", lambda: list(self.client.metric_alerts.list_by_resource_group(rg)))
-        wanted = backend.desired_keys
-        out = [self._resource(backend, a) for a in alerts]
+        wanted = {r.key for r in desired}
+        out = [self._resource(a) for a in alerts]
         return sorted((r for r in out if r.owned or r.key in wanted), key=lambda r: r.key)
 
-    def current(self, backend: Backend, name: str) -> Resource | None:
+    def current(self, name: str) -> Resource | None:
         """The rule as it is now, or None."""
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -187,7 +217,7 @@ class AzureTarget(GuardedTarget, Target):
             if isinstance(e.__cause__, ResourceNotFoundError):
                 return None
             raise
-        return self._resource(backend, alert)
+        return self._resource(alert)
 
     def _get(self, rg: str, name: str) -> Any:
         return self.client.metric_alerts.get(rg, name)
@@ -200,8 +230,8 @@ class AzureTarget(GuardedTarget, Target):
         rg = self.config.resource_group
         self.call(f"put {desired.key}", lambda: self.client.metric_alerts.create_or_update(rg, desired.key, rule))
 
-    def create(self, backend: Backend, desired: Resource) -> None:
-        now = self.current(backend, desired.key)
+    def create(self, desired: Resource, *, force: bool = False) -> None:
+        now = self.current(desired.key)
         if now is not None and not now.owned:  # ours already (a retried put that had succeeded): just put
             raise OperationError(
                 f"metric alert {desired.key} appeared in {self.config.resource_group} after the plan, not managed "
@@ -212,10 +242,10 @@ class AzureTarget(GuardedTarget, Target):
     def version(self, resource: Resource) -> str | None:
         return resource.handle.updated if isinstance(resource.handle, Live) else None
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        self.check_takeover(live)
-        now = self.current(backend, desired.key)
-        self.check_unchanged(now, live, "updated")
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.check_takeover(live, force)
+        now = self.current(desired.key)
+        self.check_unchanged(now, live, "updated", force)
         assert now is not None
         # PUT replaces the tags: keep other people's (cost centres...) and write memprov's own anew
         theirs = {
@@ -223,8 +253,8 @@ class AzureTarget(GuardedTarget, Target):
         }
         self._put(Resource(desired.kind, desired.key, {**desired.body, "tags": {**theirs, **desired.body["tags"]}}))
 
-    def delete(self, backend: Backend, live: Resource) -> None:
-        if not self.check_deletable(self.current(backend, live.key), live):
+    def delete(self, live: Resource, *, force: bool = False) -> None:
+        if not self.check_deletable(self.current(live.key), live, force):
             return
         rg = self.config.resource_group
         self.call(f"delete {live.key}", lambda: self.client.metric_alerts.delete(rg, live.key))

@@ -4,33 +4,47 @@ request body per resource (``memprov-<env>-….json``).
 
 A subclass says what its resources are called (``KIND``), where a body keeps its labels
 (:meth:`labels`), which severities have somewhere to notify (:meth:`receivers`) and what to
-tell the user when one has none (``NO_RECEIVER``), and gives its render module (``RENDER``:
-``support(job)``, ``platform(job)``, ``caveats(job)`` and the level names).
+tell the user when one has none (``NO_RECEIVER``), and gives its render module (``RENDER``, a
+:class:`CloudRenderer`: the per-kind table's ``support(job)``, ``platform(job)``, ``caveats(job)``).
 """
 
 from __future__ import annotations
 
 import json
-from types import ModuleType
-from typing import Any, ClassVar
+from abc import abstractmethod
+from typing import Any, ClassVar, Protocol
 
-from provisioner.backends.base import Backend, Resource, Support
+from provisioner.core.errors import OperationError
 from provisioner.core.names import MANAGED_BY, ownership_tags
+from provisioner.kinds.base import Kind, Level, Support
+from provisioner.plan.contract import Backend, JobSupport
+from provisioner.plan.model import Resource
+from provisioner.spec.resolved import ResolvedJob
+
+
+class CloudRenderer(Protocol):
+    """What a cloud's render module offers its backend (each module is one)."""
+
+    def support(self, job: ResolvedJob) -> list[tuple[Kind, Support]]: ...
+
+    def platform(self, job: ResolvedJob) -> str: ...
+
+    def caveats(self, job: ResolvedJob) -> list[str]: ...
 
 
 class CloudBackend(Backend):
     KIND: ClassVar[str]
-    RENDER: ClassVar[ModuleType]
+    RENDER: ClassVar[CloudRenderer]
     NO_RECEIVER: ClassVar[str]  # "no SNS topic for {severities}: …"
     FILE_GLOB = "*.json"
 
+    @abstractmethod
     def labels(self, body: Any) -> dict[str, str]:
         """The body's tags / labels / user_labels, as a mapping."""
-        raise NotImplementedError
 
+    @abstractmethod
     def receivers(self) -> set[str]:
         """The severities that notify someone (a topic, an action group, a channel)."""
-        raise NotImplementedError
 
     def extra_notes(self) -> list[str]:
         return []
@@ -40,20 +54,19 @@ class CloudBackend(Backend):
         labels = self.labels(body)
         return all(labels.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
 
-    def support(self) -> list[Support]:
+    def support(self) -> list[JobSupport]:
         return [
-            Support(job.id, kind, level, note)
+            JobSupport(job.id, kind, support)
             for job in self.spec.jobs_using(self.name)
-            for kind, level, note in self.RENDER.support(job)
+            for kind, support in self.RENDER.support(job)
         ]
 
     def notes(self) -> list[str]:
         """Per job, which alert kinds are native, approximated or unsupported here; then caveats."""
         r, out = self.RENDER, []
-        levels = (r.NATIVE, r.APPROXIMATED, r.UNSUPPORTED)
         for job in self.spec.jobs_using(self.name):
             found = r.support(job)
-            parts = [f"{lvl}: {', '.join(k for k, lv, _ in found if lv == lvl)}" for lvl in levels]
+            parts = [f"{lvl.value}: {', '.join(k.value for k, s in found if s.level is lvl)}" for lvl in Level]
             shown = " · ".join(p for p in parts if not p.endswith(": "))
             out.append(f"{job.id}: alert kinds on {self.name} ({r.platform(job)}) — {shown}")
             out += r.caveats(job)
@@ -99,18 +112,15 @@ class GuardedTarget:
     NOUN: ClassVar[str]
     SERVICE: ClassVar[str]
     MARKER: ClassVar[str]
-    force: bool
 
     def version(self, resource: Resource) -> str | None:
         raise NotImplementedError
 
-    def check_unchanged(self, now: Resource | None, planned: Resource, verb: str) -> None:
+    def check_unchanged(self, now: Resource | None, planned: Resource, verb: str, force: bool) -> None:
         """``now`` (a fresh read) against ``planned`` (what the plan read): refuse what changed since."""
-        from provisioner.core.errors import OperationError
-
         if now is None:
             raise OperationError(f"{self.NOUN} {planned.key} was deleted since the plan; run memprov plan again")
-        if self.force:
+        if force:
             return
         if planned.owned and not now.owned:
             raise OperationError(
@@ -122,22 +132,18 @@ class GuardedTarget:
                 "Review it with memprov plan, or apply --force."
             )
 
-    def check_takeover(self, live: Resource) -> None:
+    def check_takeover(self, live: Resource, force: bool) -> None:
         """An update of a resource memprov does not own: only with ``--force`` (the engine asks only then)."""
-        from provisioner.core.errors import OperationError
-
-        if not live.owned and not self.force:
+        if not live.owned and not force:
             raise OperationError(f"{self.NOUN} {live.key} is not managed by memprov; pass --force to take it over")
 
-    def check_deletable(self, now: Resource | None, planned: Resource) -> bool:
+    def check_deletable(self, now: Resource | None, planned: Resource, force: bool) -> bool:
         """Whether to delete: False when already gone; refused when not memprov's, even with ``--force``."""
-        from provisioner.core.errors import OperationError
-
         if now is None:
             return False
         if not now.owned:
             raise OperationError(
                 f"{self.NOUN} {planned.key} is no longer managed by memprov ({self.MARKER}); it was not deleted"
             )
-        self.check_unchanged(now, planned, "deleted")
+        self.check_unchanged(now, planned, "deleted", force)
         return True

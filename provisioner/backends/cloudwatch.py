@@ -14,20 +14,17 @@ an alarm are not drift). Ownership: the tags ``managed-by: memprov``, ``memprov-
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from provisioner.backends.base import Resource, Target
-from provisioner.backends.cloud import CloudBackend
-from provisioner.backends.files import FilesConfig
+from provisioner.backends.cloud import CloudBackend, CloudRenderer
+from provisioner.backends.cloudwatch_api import CloudWatchConfig, CloudWatchTarget, Sns
+from provisioner.backends.files import FILES, FilesConfig
+from provisioner.plan.contract import Backend, TargetType
+from provisioner.plan.model import Resource
 from provisioner.render import cloudwatch as render
-from provisioner.spec.environment import AWS_REGION_PATTERN, SNS_ARN_PATTERN
-from provisioner.spec.resolved import ResolvedSpec
 
-SNS_ARN = SNS_ARN_PATTERN
-REGION = AWS_REGION_PATTERN
 FIELDS = (  # what PutMetricAlarm takes and memprov sends; everything else describe_alarms returns is server-owned
     "AlarmName",
     "AlarmDescription",
@@ -54,35 +51,11 @@ FIELDS = (  # what PutMetricAlarm takes and memprov sends; everything else descr
 )
 
 
-class Sns(BaseModel):
-    """SNS topic ARN per severity; alarms of a severity without a topic notify nobody (the plan says so)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    info: str | None = Field(default=None, pattern=SNS_ARN)
-    warning: str | None = Field(default=None, pattern=SNS_ARN)
-    critical: str | None = Field(default=None, pattern=SNS_ARN)
-
-
 class CloudWatchFilesConfig(FilesConfig):
     """``targets.cloudwatch: {type: files, dir, sns}``: the request bodies, with the topics they would use."""
 
     sns: Sns = Sns()
     notify_ok: bool = Field(default=True, description="also notify the topic when the alarm returns to OK")
-
-
-class CloudWatchConfig(BaseModel):
-    """``targets.cloudwatch: {type: cloudwatch, region, sns, endpoint_url}``; credentials: the standard AWS chain."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["cloudwatch"]
-    region: str = Field(pattern=REGION, description="e.g. eu-west-1")
-    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", description="e.g. a VPC endpoint")
-    profile: str | None = Field(default=None, min_length=1, description="AWS profile; default: the standard chain")
-    sns: Sns = Sns()
-    notify_ok: bool = Field(default=True, description="also notify the topic when the alarm returns to OK")
-    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
 
 
 def _sorted_dims(dims: Any) -> Any:
@@ -138,35 +111,38 @@ def tags_of(body: Any) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in tags or [] if isinstance(t, dict) and "Key" in t}
 
 
+def _live(backend: Backend, config: CloudWatchConfig) -> CloudWatchTarget:
+    return CloudWatchTarget(backend, config)
+
+
 class CloudWatchBackend(CloudBackend):
     KIND = "alarm"
-    RENDER: ClassVar[ModuleType] = render
+    RENDER: ClassVar[CloudRenderer] = render
     NO_RECEIVER = (
         "no SNS topic for {severities}: those alarms notify nobody; set targets.cloudwatch.sns in the environment file"
     )
     name = "cloudwatch"
-    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": CloudWatchFilesConfig, "cloudwatch": CloudWatchConfig}
-
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        from provisioner.backends.cloudwatch_api import CloudWatchTarget
-
-        if not isinstance(config, CloudWatchConfig):  # pragma: no cover - the registry builds files targets
-            raise TypeError(f"unexpected target config {type(config).__name__}")
-        return CloudWatchTarget(spec, config)
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": TargetType(CloudWatchFilesConfig, FILES.build),
+        "cloudwatch": TargetType(CloudWatchConfig, _live),
+    }
 
     @property
-    def config(self) -> CloudWatchConfig | CloudWatchFilesConfig | None:
-        config = self.spec.targets.get(self.name)
-        return config if isinstance(config, CloudWatchConfig | CloudWatchFilesConfig) else None
+    def settings(self) -> CloudWatchConfig | CloudWatchFilesConfig:
+        """The target's settings (receivers...), whichever target the environment names."""
+        return (
+            self.config
+            if isinstance(self.config, CloudWatchConfig | CloudWatchFilesConfig)
+            else CloudWatchFilesConfig()
+        )
 
     @property
     def topics(self) -> dict[str, str]:
-        sns = self.config.sns if self.config else Sns()
+        sns = self.settings.sns
         return {k: v for k, v in sns.model_dump().items() if v}
 
     def render(self) -> list[Resource]:
-        notify_ok = self.config.notify_ok if self.config else True
+        notify_ok = self.settings.notify_ok
         return [
             Resource("alarm", a["AlarmName"], a, job=job.id, title=job.name)
             for job in self.spec.jobs_using(self.name)

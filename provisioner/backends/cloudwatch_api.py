@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from provisioner.backends.base import Backend, Resource, Target
+from pydantic import BaseModel, ConfigDict, Field
+
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.core.errors import OperationError, RetryableError
-
-if TYPE_CHECKING:
-    from provisioner.backends.cloudwatch import CloudWatchConfig
-    from provisioner.spec.resolved import ResolvedSpec
+from provisioner.plan.contract import Backend, Target, TargetConfig
+from provisioner.plan.model import Resource
+from provisioner.spec.environment import AWS_REGION_PATTERN, SNS_ARN_PATTERN
 
 T = TypeVar("T")
 PAGE_SIZE = 100  # DescribeAlarms MaxRecords
@@ -65,6 +65,28 @@ CREDENTIALS = {
     "IncompleteSignature",
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+
+class Sns(BaseModel):
+    """SNS topic ARN per severity; alarms of a severity without a topic notify nobody (the plan says so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    info: str | None = Field(default=None, pattern=SNS_ARN_PATTERN)
+    warning: str | None = Field(default=None, pattern=SNS_ARN_PATTERN)
+    critical: str | None = Field(default=None, pattern=SNS_ARN_PATTERN)
+
+
+class CloudWatchConfig(TargetConfig):
+    """``targets.cloudwatch: {type: cloudwatch, region, sns, endpoint_url}``; credentials: the standard AWS chain."""
+
+    type: Literal["cloudwatch"]
+    region: str = Field(pattern=AWS_REGION_PATTERN, description="e.g. eu-west-1")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", description="e.g. a VPC endpoint")
+    profile: str | None = Field(default=None, min_length=1, description="AWS profile; default: the standard chain")
+    sns: Sns = Sns()
+    notify_ok: bool = Field(default=True, description="also notify the topic when the alarm returns to OK")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
 
 
 @dataclass(frozen=True)
@@ -162,9 +184,9 @@ class CloudWatchTarget(GuardedTarget, Target):
 
     type: ClassVar[str] = "cloudwatch"
 
-    def __init__(self, spec: ResolvedSpec, config: CloudWatchConfig) -> None:
-        self.spec, self.config = spec, config
-        self.prefix = f"memprov-{spec.env}-"
+    def __init__(self, owner: Backend, config: CloudWatchConfig) -> None:
+        self.owner, self.spec, self.config = owner, owner.spec, config
+        self.prefix = f"memprov-{owner.spec.env}-"
         self._client: Any = None
         self._lock = threading.Lock()
         self.deletes = DeleteBatcher(self._delete_batch)
@@ -222,40 +244,39 @@ class CloudWatchTarget(GuardedTarget, Target):
         found = self.call(f"ListTagsForResource {arn}", lambda: self.client.list_tags_for_resource(ResourceARN=arn))
         return list(found.get("Tags", []))
 
-    def _resource(self, backend: Backend, alarm: dict[str, Any], tags: list[dict[str, str]]) -> Resource:
+    def _resource(self, alarm: dict[str, Any], tags: list[dict[str, str]]) -> Resource:
         body = {**alarm, "Tags": tags}
-        owns = getattr(backend, "owns", None)
         tag = {t.get("Key"): t.get("Value") for t in tags}
         return Resource(
             "alarm",
             str(alarm["AlarmName"]),
             body,
-            owned=bool(owns and owns(body)),
+            owned=self.owner.owns(body),
             job=tag.get("memprov-job"),
             title=str(tag.get("memprov-job") or ""),
             handle=Live(str(alarm.get("AlarmArn", "")), str(alarm.get("AlarmConfigurationUpdatedTimestamp", ""))),
         )
 
-    def read_live(self, backend: Backend) -> list[Resource]:
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         alarms = self.describe_alarms(AlarmNamePrefix=self.prefix)
-        wanted = backend.desired_keys
+        wanted = {r.key for r in desired}
         with ThreadPoolExecutor(max_workers=TAG_READERS) as pool:
             tags = list(pool.map(lambda a: self.tags(str(a["AlarmArn"])), alarms))
-        out = [self._resource(backend, a, t) for a, t in zip(alarms, tags, strict=True)]
+        out = [self._resource(a, t) for a, t in zip(alarms, tags, strict=True)]
         return sorted((r for r in out if r.owned or r.key in wanted), key=lambda r: r.key)
 
-    def current(self, backend: Backend, name: str) -> Resource | None:
+    def current(self, name: str) -> Resource | None:
         """The alarm as it is now (with its tags), or None."""
         found = self.describe_alarms(AlarmNames=[name])
         alarm = next((a for a in found if a.get("AlarmName") == name), None)
-        return None if alarm is None else self._resource(backend, alarm, self.tags(str(alarm["AlarmArn"])))
+        return None if alarm is None else self._resource(alarm, self.tags(str(alarm["AlarmArn"])))
 
     # --- writing -------------------------------------------------------------------------------
     def _put(self, desired: Resource) -> None:
         self.call(f"PutMetricAlarm {desired.key}", lambda: self.client.put_metric_alarm(**desired.body))
 
-    def create(self, backend: Backend, desired: Resource) -> None:
-        now = self.current(backend, desired.key)
+    def create(self, desired: Resource, *, force: bool = False) -> None:
+        now = self.current(desired.key)
         if now is not None and not now.owned:  # ours already (a retried put that had succeeded): just put
             raise OperationError(
                 f"alarm {desired.key} appeared in CloudWatch after the plan, not managed by memprov; nothing was "
@@ -266,10 +287,10 @@ class CloudWatchTarget(GuardedTarget, Target):
     def version(self, resource: Resource) -> str | None:
         return resource.handle.updated if isinstance(resource.handle, Live) else None
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        self.check_takeover(live)
-        now = self.current(backend, desired.key)
-        self.check_unchanged(now, live, "updated")
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.check_takeover(live, force)
+        now = self.current(desired.key)
+        self.check_unchanged(now, live, "updated", force)
         assert now is not None and isinstance(now.handle, Live)
         self._put(desired)  # CloudWatch ignores Tags on an update: re-tag
         arn, want = now.handle.arn, list(desired.body.get("Tags", []))
@@ -282,8 +303,8 @@ class CloudWatchTarget(GuardedTarget, Target):
                 f"UntagResource {desired.key}", lambda: self.client.untag_resource(ResourceARN=arn, TagKeys=stale)
             )
 
-    def delete(self, backend: Backend, live: Resource) -> None:
-        if not self.check_deletable(self.current(backend, live.key), live):
+    def delete(self, live: Resource, *, force: bool = False) -> None:
+        if not self.check_deletable(self.current(live.key), live, force):
             return
         self.deletes.delete(live.key)
 

@@ -11,47 +11,22 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from provisioner.backends.base import Backend, Resource, Target
 from provisioner.core.errors import OperationError, SpecError
 from provisioner.core.yamlio import dumps, loads
+from provisioner.plan.contract import Backend, Target, TargetConfig, TargetType
+from provisioner.plan.model import Resource
 from provisioner.spec.resolved import ResolvedSpec
 
 
-class FilesConfig(BaseModel):
+class FilesConfig(TargetConfig):
     """``targets.<backend>: {type: files, dir: ...}``; ``dir`` defaults to ``<output_dir>/<backend>``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["files"] = "files"
     dir: str | None = None
-
-
-class FileCodec(Protocol):
-    """What a backend provides so that the files target can store its resources."""
-
-    FILE_GLOB: ClassVar[str]
-
-    def filename(self, key: str) -> str:
-        """Relative path for a resource key."""
-        ...
-
-    def key_for_path(self, relpath: str) -> str | None:
-        """Inverse of :meth:`filename`; None for files this backend does not write."""
-        ...
-
-    def kind_of(self, key: str) -> str: ...
-
-    def serialise(self, resource: Resource) -> str: ...
-
-    def parse(self, key: str, text: str) -> tuple[Any, bool]:
-        """(body, owned) from a file's text; raise ValueError if it cannot be read."""
-        ...
 
 
 def atomic_write(path: Path, text: str, *, sync_dir: bool = True, durable: bool = True) -> None:
@@ -99,26 +74,22 @@ def _in_the_way(path: Path) -> str:
 
 
 class FilesTarget(Target):
+    """A backend's resources as files under one directory, in the backend's own file format."""
+
     type = "files"
 
-    def __init__(self, root: Path, display: str | None = None) -> None:
-        self.root = root
-        self.display = display or str(root)
+    def __init__(self, root: Path, display: str, codec: Backend) -> None:
+        self.root, self.display, self.codec = root, display, codec
 
     def describe(self) -> str:
         return f"files {self.display}"
 
-    def _codec(self, backend: Backend) -> FileCodec:
-        if not hasattr(backend, "serialise"):
-            raise TypeError(f"backend {backend.name} cannot be written to files")
-        return backend  # type: ignore[return-value]
-
-    def read_live(self, backend: Backend) -> list[Resource]:
-        codec = self._codec(backend)
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
+        codec = self.codec
         if not self.root.is_dir():
             return []
         out = []
-        wanted = backend.desired_keys
+        wanted = {r.key for r in desired}
         for path in sorted(self.root.glob(codec.FILE_GLOB)):
             rel = path.relative_to(self.root).as_posix()
             key = codec.key_for_path(rel)
@@ -132,35 +103,55 @@ class FilesTarget(Target):
                 body, owned = codec.parse(key, text)
             except ValueError:
                 # unreadable: ours only if it still carries our marker, for this environment and spec
-                body, owned = {"unreadable": text[:200]}, yaml_owned(text, backend.spec.env, backend.spec.name)
+                body, owned = {"unreadable": text[:200]}, codec.owns_text(text)
             if owned or key in wanted:
                 out.append(Resource(kind=codec.kind_of(key), key=key, body=body, owned=owned, title=rel))
         return out
 
-    def _path(self, backend: Backend, key: str) -> Path:
-        return self.root / self._codec(backend).filename(key)
+    def path(self, key: str) -> Path:
+        return self.root / self.codec.filename(key)
 
-    def _write(self, backend: Backend, resource: Resource) -> None:
-        path = self._path(backend, resource.key)
+    def write(self, resource: Resource) -> None:
+        path = self.path(resource.key)
         try:
-            atomic_write(path, self._codec(backend).serialise(resource))
+            atomic_write(path, self.codec.serialise(resource))
         except OSError as e:
             raise OperationError(f"{path}: cannot write ({e.strerror}){_in_the_way(path)}") from e
 
-    def create(self, backend: Backend, desired: Resource) -> None:
-        self._write(backend, desired)
+    def create(self, desired: Resource, *, force: bool = False) -> None:
+        self.write(desired)
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        self._write(backend, desired)
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.write(desired)
 
-    def delete(self, backend: Backend, live: Resource) -> None:
-        path = self._path(backend, live.key)
+    def delete(self, live: Resource, *, force: bool = False) -> None:
+        path = self.path(live.key)
         try:
             path.unlink()
         except FileNotFoundError:
             return
         except OSError as e:
             raise OperationError(f"{path}: cannot delete ({e.strerror})") from e
+
+
+def target_dir(spec: ResolvedSpec, configured: str | None, backend: str) -> tuple[Path, str]:
+    """A files target's directory (a configured relative path is relative to the spec) and how to show it."""
+    if configured is None:
+        root = spec.output_dir / backend  # already relative to the spec
+    else:
+        root = Path(configured) if Path(configured).is_absolute() else spec.base_dir / configured
+    try:
+        return root, str(root.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return root, str(root)
+
+
+def files_target(backend: Backend, config: FilesConfig) -> FilesTarget:
+    return FilesTarget(*target_dir(backend.spec, config.dir, backend.name), codec=backend)
+
+
+FILES = TargetType(FilesConfig, files_target)
+"""The files target every backend has (its own config model may extend :class:`FilesConfig`)."""
 
 
 def marker_line(env: str, spec_name: str) -> str:
@@ -198,3 +189,6 @@ class YamlFiles:
         except SpecError as e:
             raise ValueError(str(e)) from None
         return body, yaml_owned(text, self.spec.env, self.spec.name)
+
+    def owns_text(self, text: str) -> bool:
+        return yaml_owned(text, self.spec.env, self.spec.name)

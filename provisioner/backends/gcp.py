@@ -14,65 +14,20 @@ Ownership: the user labels ``managed-by: memprov``, ``memprov-env`` and ``mempro
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from provisioner.backends.base import Resource, Target
-from provisioner.backends.cloud import CloudBackend
-from provisioner.backends.files import FilesConfig
-from provisioner.core.types import Duration, SecretRef
+from provisioner.backends.cloud import CloudBackend, CloudRenderer
+from provisioner.backends.files import FILES, FilesConfig
+from provisioner.backends.gcp_api import GcpConfig, GcpTarget, Policy
+from provisioner.plan.contract import Backend, TargetType
+from provisioner.plan.model import Resource
 from provisioner.render import gcp as render
-from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
-from provisioner.spec.resolved import ResolvedSpec
 
-ChannelName = Annotated[str, Field(pattern=GCP_CHANNEL)]
 SERVER_OWNED = ("name", "creationRecord", "mutationRecord")
 
 
-class Channels(BaseModel):
-    """Notification channels per severity; policies of a severity without one notify nobody (the plan says so)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    info: list[ChannelName] = []
-    warning: list[ChannelName] = []
-    critical: list[ChannelName] = []
-
-
-class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channels: Channels = Channels()
-    auto_close: Duration = Field(
-        default=1800.0, ge=1800, le=604800, description="close an incident after this long without data (30m to 7d)"
-    )
-    notification_rate_limit: Duration | None = Field(
-        default=None,
-        description="at most one notification per period (Cloud Monitoring applies it to log-based policies only)",
-    )
-
-
-class GcpFilesConfig(FilesConfig, _Policy):
+class GcpFilesConfig(FilesConfig, Policy):
     """``targets.gcp: {type: files, dir, channels}``: the policies, with the channels they would use."""
-
-
-class GcpConfig(_Policy):
-    """``targets.gcp: {type: gcp, project, channels}``; credentials: Application Default Credentials."""
-
-    type: Literal["gcp"]
-    project: str = Field(pattern=GCP_PROJECT, description="the project that holds the alert policies")
-    endpoint: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$",
-        description="host:port; default monitoring.googleapis.com:443",
-    )
-    insecure: bool = Field(default=False, description="plaintext gRPC to endpoint (a local test server only)")
-    access_token: SecretRef | None = Field(
-        default=None, description="an OAuth access token ({env: NAME}) instead of Application Default Credentials"
-    )
-    timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
 
 
 def _owned_label(key: str) -> bool:
@@ -107,36 +62,35 @@ def labels_of(body: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (labels or {}).items()}
 
 
+def _live(backend: Backend, config: GcpConfig) -> GcpTarget:
+    return GcpTarget(backend, config)
+
+
 class GcpBackend(CloudBackend):
     KIND = "policy"
-    RENDER: ClassVar[ModuleType] = render
+    RENDER: ClassVar[CloudRenderer] = render
     NO_RECEIVER = (
         "no notification channel for {severities}: those policies notify nobody; "
         "set targets.gcp.channels in the environment file"
     )
     name = "gcp"
-    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": GcpFilesConfig, "gcp": GcpConfig}
-
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        from provisioner.backends.gcp_api import GcpTarget
-
-        if not isinstance(config, GcpConfig):  # pragma: no cover - the registry builds files targets
-            raise TypeError(f"unexpected target config {type(config).__name__}")
-        return GcpTarget(spec, config)
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": TargetType(GcpFilesConfig, FILES.build),
+        "gcp": TargetType(GcpConfig, _live),
+    }
 
     @property
-    def config(self) -> GcpConfig | GcpFilesConfig | None:
-        config = self.spec.targets.get(self.name)
-        return config if isinstance(config, GcpConfig | GcpFilesConfig) else None
+    def settings(self) -> GcpConfig | GcpFilesConfig:
+        """The target's settings (receivers...), whichever target the environment names."""
+        return self.config if isinstance(self.config, GcpConfig | GcpFilesConfig) else GcpFilesConfig()
 
     @property
     def channels(self) -> dict[str, list[str]]:
-        channels = self.config.channels if self.config else Channels()
+        channels = self.settings.channels
         return {k: list(v) for k, v in channels.model_dump().items() if v}
 
     def render(self) -> list[Resource]:
-        config = self.config or GcpFilesConfig()
+        config = self.settings
         return [
             Resource("policy", p["displayName"], p, job=job.id, title=job.name)
             for job in self.spec.jobs_using(self.name)
@@ -153,7 +107,7 @@ class GcpBackend(CloudBackend):
         return set(self.channels)
 
     def extra_notes(self) -> list[str]:
-        if self.config and self.config.notification_rate_limit is not None:
+        if self.settings.notification_rate_limit is not None:
             return [
                 "notification_rate_limit is sent, but Cloud Monitoring applies it to log-based policies only; "
                 "metric policies notify once per incident and auto_close ends incidents"

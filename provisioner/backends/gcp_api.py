@@ -19,19 +19,22 @@ retries are off, so that one policy governs); anything else is an
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from provisioner.backends.base import Backend, Resource, Target
+from pydantic import BaseModel, ConfigDict, Field
+
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.core import secrets
 from provisioner.core.errors import OperationError, RetryableError
-from provisioner.plan.model import canonical
+from provisioner.core.types import Duration, SecretRef
+from provisioner.plan.contract import Backend, Target, TargetConfig
+from provisioner.plan.model import Resource, canonical
+from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
 
-if TYPE_CHECKING:
-    from provisioner.backends.gcp import GcpConfig
-    from provisioner.spec.resolved import ResolvedSpec
+ChannelName = Annotated[str, Field(pattern=GCP_CHANNEL)]
+
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "monitoring.googleapis.com:443"
@@ -48,6 +51,46 @@ UPDATE_MASK = (
     "alert_strategy",
     "severity",
 )
+
+
+class Channels(BaseModel):
+    """Notification channels per severity; policies of a severity without one notify nobody (the plan says so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    info: list[ChannelName] = []
+    warning: list[ChannelName] = []
+    critical: list[ChannelName] = []
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: Channels = Channels()
+    auto_close: Duration = Field(
+        default=1800.0, ge=1800, le=604800, description="close an incident after this long without data (30m to 7d)"
+    )
+    notification_rate_limit: Duration | None = Field(
+        default=None,
+        description="at most one notification per period (Cloud Monitoring applies it to log-based policies only)",
+    )
+
+
+class GcpConfig(TargetConfig, Policy):
+    """``targets.gcp: {type: gcp, project, channels}``; credentials: Application Default Credentials."""
+
+    type: Literal["gcp"]
+    project: str = Field(pattern=GCP_PROJECT, description="the project that holds the alert policies")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$",
+        description="host:port; default monitoring.googleapis.com:443",
+    )
+    insecure: bool = Field(default=False, description="plaintext gRPC to endpoint (a local test server only)")
+    access_token: SecretRef | None = Field(
+        default=None, description="an OAuth access token ({env: NAME}) instead of Application Default Credentials"
+    )
+    timeout: float = Field(default=30.0, gt=0, le=300, description="seconds per request")
 
 
 @dataclass(frozen=True)
@@ -135,10 +178,10 @@ class GcpTarget(GuardedTarget, Target):
 
     type: ClassVar[str] = "gcp"
 
-    def __init__(self, spec: ResolvedSpec, config: GcpConfig) -> None:
-        self.spec, self.config = spec, config
+    def __init__(self, owner: Backend, config: GcpConfig) -> None:
+        self.owner, self.spec, self.config = owner, owner.spec, config
         self.parent = f"projects/{config.project}"
-        self.prefix = f"memprov-{spec.env}-"
+        self.prefix = f"memprov-{owner.spec.env}-"
         self._client: Any = None
         self._lock = threading.Lock()
         self._metric_client: Any = None
@@ -221,26 +264,25 @@ class GcpTarget(GuardedTarget, Target):
             lambda c: [to_body(p) for p in c.list_alert_policies(request=request, retry=None, timeout=timeout)],
         )
 
-    def _resource(self, backend: Backend, body: dict[str, Any], key: str | None = None) -> Resource:
-        owns = getattr(backend, "owns", None)
+    def _resource(self, body: dict[str, Any], key: str | None = None) -> Resource:
         labels = body.get("userLabels") or {}
         mutated = str((body.get("mutationRecord") or {}).get("mutateTime", ""))
         return Resource(
             "policy",
             key or str(body.get("displayName", "")),
             body,
-            owned=bool(owns and owns(body)),
+            owned=self.owner.owns(body),
             job=labels.get("memprov-job"),
             title=str(labels.get("memprov-job") or ""),
             handle=Live(str(body.get("name", "")), mutated),
         )
 
-    def read_live(self, backend: Backend) -> list[Resource]:
-        wanted = {r.key: canonical(backend.normalise(r.body)) for r in backend.desired}
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
+        wanted = {r.key: canonical(self.owner.normalise(r.body)) for r in desired}
         groups: dict[str, list[Resource]] = {}
         for body in self.list_policies():
             if str(body.get("displayName", "")).startswith(self.prefix):
-                r = self._resource(backend, body)
+                r = self._resource(body)
                 if r.owned or r.key in wanted:
                     groups.setdefault(r.key, []).append(r)
         found: list[Resource] = []
@@ -249,7 +291,7 @@ class GcpTarget(GuardedTarget, Target):
             group.sort(
                 key=lambda r: (
                     not r.owned,
-                    canonical(backend.normalise(r.body)) != wanted.get(key),
+                    canonical(self.owner.normalise(r.body)) != wanted.get(key),
                     str((r.body.get("creationRecord") or {}).get("mutateTime", "")),
                     r.handle.name,
                 )
@@ -257,10 +299,10 @@ class GcpTarget(GuardedTarget, Target):
             found.append(group[0])
             for extra in group[1:]:  # an owned duplicate display name is listed on its own, to be pruned
                 if extra.owned:
-                    found.append(self._resource(backend, extra.body, f"{key}#{extra.handle.name.rsplit('/', 1)[-1]}"))
+                    found.append(self._resource(extra.body, f"{key}#{extra.handle.name.rsplit('/', 1)[-1]}"))
         return sorted(found, key=lambda r: r.key)
 
-    def current(self, backend: Backend, live: Resource) -> Resource | None:
+    def current(self, live: Resource) -> Resource | None:
         """The policy as it is now, by its server-assigned name, or None when it is gone."""
         from google.api_core.exceptions import NotFound
 
@@ -274,14 +316,13 @@ class GcpTarget(GuardedTarget, Target):
             if isinstance(e.__cause__, NotFound):
                 return None
             raise
-        return self._resource(backend, body, live.key)
+        return self._resource(body, live.key)
 
     # --- writing -------------------------------------------------------------------------------
-    def create(self, backend: Backend, desired: Resource) -> None:
+    def create(self, desired: Resource, *, force: bool = False) -> None:
         if desired.key in self._uncertain:  # the last attempt may have succeeded before it failed
-            owns = getattr(backend, "owns", None)
             same = [p for p in self.list_policies() if p.get("displayName") == desired.key]
-            if owns is not None and any(owns(p) for p in same):
+            if any(self.owner.owns(p) for p in same):
                 self._uncertain.discard(desired.key)
                 return
             if same:
@@ -305,10 +346,10 @@ class GcpTarget(GuardedTarget, Target):
     def version(self, resource: Resource) -> str | None:
         return resource.handle.mutated if isinstance(resource.handle, Live) else None
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        self.check_takeover(live)
-        now = self.current(backend, live)
-        self.check_unchanged(now, live, "updated")
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.check_takeover(live, force)
+        now = self.current(live)
+        self.check_unchanged(now, live, "updated", force)
         assert now is not None and isinstance(now.handle, Live)
         others = {k: v for k, v in (now.body.get("userLabels") or {}).items() if k != "managed-by"}
         others = {k: v for k, v in others.items() if not k.startswith("memprov-")}
@@ -324,9 +365,9 @@ class GcpTarget(GuardedTarget, Target):
             ),
         )
 
-    def delete(self, backend: Backend, live: Resource) -> None:
-        now = self.current(backend, live)
-        if not self.check_deletable(now, live):
+    def delete(self, live: Resource, *, force: bool = False) -> None:
+        now = self.current(live)
+        if not self.check_deletable(now, live, force):
             return
         assert now is not None
         name = now.handle.name if isinstance(now.handle, Live) else ""

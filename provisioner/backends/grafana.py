@@ -12,40 +12,38 @@ in words (which panels, queries and thresholds changed) by
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
-from provisioner.backends.base import Backend, Resource, Target
-from provisioner.backends.files import FilesConfig, FilesTarget, YamlFiles
+from provisioner.backends.files import FILES, FilesConfig, YamlFiles, target_dir
 from provisioner.backends.grafana_api import GrafanaApiConfig, GrafanaApiTarget
+from provisioner.backends.grafana_diff import describe
+from provisioner.plan.contract import Backend, TargetType
+from provisioner.plan.model import Resource
 from provisioner.render.grafana import dashboards as render
-from provisioner.spec.resolved import ResolvedSpec
 
 PROVIDER = "provider:"
 SERVER_OWNED = ("id", "version", "iteration", "gnetId", "__inputs", "__requires", "__elements")
 
 
+def _api(backend: Backend, config: GrafanaApiConfig) -> GrafanaApiTarget:
+    return GrafanaApiTarget(backend.spec, config)
+
+
 class GrafanaBackend(YamlFiles, Backend):
     name = "grafana"
-    TARGETS: ClassVar[dict[str, type[BaseModel]]] = {"files": FilesConfig, "api": GrafanaApiConfig}
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {"files": FILES, "api": TargetType(GrafanaApiConfig, _api)}
     FILE_GLOB = "*/*"
     resource_kind = "dashboard"
 
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        if not isinstance(config, GrafanaApiConfig):  # pragma: no cover - the registry builds files targets
-            raise TypeError(f"unexpected target config {type(config).__name__}")
-        return GrafanaApiTarget(spec, config)
-
     def render(self) -> list[Resource]:
         out = [Resource("dashboard", d.uid, d.data, job=d.job, title=d.title) for d in render.dashboards(self.spec)]
-        if out and isinstance(self.target, FilesTarget):
+        if out and (self.config is None or isinstance(self.config, FilesConfig)):
             out.append(
                 Resource(
                     "dashboard-provider",
                     f"{PROVIDER}memprov-{self.spec.env}",
-                    self._provider(self.target),
+                    self._provider(target_dir(self.spec, self.config.dir if self.config else None, self.name)[0]),
                     title="Grafana dashboard provider",
                 )
             )
@@ -58,13 +56,11 @@ class GrafanaBackend(YamlFiles, Backend):
         return body
 
     def describe_change(self, desired: Any, live: Any) -> tuple[str, ...]:
-        from provisioner.backends.grafana_diff import describe
-
         if isinstance(desired, dict) and isinstance(live, dict) and "panels" in desired:
             return describe(desired, live)
         return ()
 
-    def _provider(self, target: FilesTarget) -> dict[str, Any]:
+    def _provider(self, root: Path) -> dict[str, Any]:
         return {
             "apiVersion": 1,
             "providers": [
@@ -76,7 +72,7 @@ class GrafanaBackend(YamlFiles, Backend):
                     "allowUiUpdates": False,
                     "updateIntervalSeconds": 30,
                     "options": {
-                        "path": str((target.root / "dashboards").resolve()),
+                        "path": str((root / "dashboards").resolve()),
                         "foldersFromFilesStructure": False,
                     },
                 }

@@ -19,16 +19,20 @@ with ``overwrite: false``, so that a dashboard edited in the UI since the plan i
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from provisioner.backends.base import Backend, Resource, Target
 from provisioner.backends.http import HttpApi, NotFound
+from provisioner.core import secrets
 from provisioner.core.errors import MemprovError, OperationError
 from provisioner.core.names import GRAFANA_UID_MAX, short_hash, slug
 from provisioner.core.types import SecretRef
+from provisioner.plan.contract import Target, TargetConfig
+from provisioner.plan.model import Resource
+from provisioner.render.grafana.panels import tags
 from provisioner.spec.resolved import ResolvedSpec
 
 if TYPE_CHECKING:
@@ -38,10 +42,8 @@ SEARCH_LIMIT = 5000
 UID_LOOKUP_BATCH = 50
 
 
-class GrafanaApiConfig(BaseModel):
+class GrafanaApiConfig(TargetConfig):
     """``targets.grafana: {type: api, url: ..., folder: ..., token: {env: GRAFANA_TOKEN}}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["api"]
     url: str = Field(pattern=r"^https?://[^\s]+[^/\s]$", description="Grafana base URL, no trailing /")
@@ -179,8 +181,6 @@ class GrafanaApiTarget(Target):
     def client(self) -> GrafanaClient:
         with self._lock:
             if self._client is None:
-                from provisioner.core import secrets
-
                 token = secrets.resolve(self.config.token)
                 assert token is not None  # required=True raises instead
                 self._client = GrafanaClient(self.config.url, token, self.config.timeout, self._transport)
@@ -188,8 +188,6 @@ class GrafanaApiTarget(Target):
 
     @property
     def tags(self) -> list[str]:
-        from provisioner.render.grafana.dashboards import tags
-
         return tags(self.spec)
 
     def owns(self, dashboard: dict[str, Any]) -> bool:
@@ -207,10 +205,10 @@ class GrafanaApiTarget(Target):
             handle=Live(version if isinstance(version, int) else None, str(meta.get("folderUid", ""))),
         )
 
-    def read_live(self, backend: Backend) -> list[Resource]:
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         client, out = self.client, {}
         owned = sorted({str(h["uid"]) for h in client.search(tags=self.tags)})
-        wanted = sorted(backend.desired_keys - set(owned))
+        wanted = sorted({r.key for r in desired} - set(owned))
         for i in range(0, len(wanted), UID_LOOKUP_BATCH):  # look-alikes: a desired uid that exists unowned
             owned += sorted({str(h["uid"]) for h in client.search(uids=wanted[i : i + UID_LOOKUP_BATCH])})
         for uid in owned:
@@ -246,7 +244,7 @@ class GrafanaApiTarget(Target):
             body, folder_uid=self.folder_uid, message=self._message(verb, desired), overwrite=overwrite
         )
 
-    def create(self, backend: Backend, desired: Resource) -> None:
+    def create(self, desired: Resource, *, force: bool = False) -> None:
         try:
             self._save(desired, "create", None, overwrite=False)
         except VersionConflict as e:
@@ -255,9 +253,9 @@ class GrafanaApiTarget(Target):
                 "written. Run memprov plan again to review it."
             ) from None
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
         planned = live.handle.version if isinstance(live.handle, Live) else None
-        overwrite = self.force and live.owned  # never blindly overwrite what memprov does not own
+        overwrite = force and live.owned  # never blindly overwrite what memprov does not own
         try:
             self._save(desired, "update" if live.owned else "take over", planned, overwrite=overwrite)
         except VersionConflict as e:
@@ -267,13 +265,13 @@ class GrafanaApiTarget(Target):
                 "apply --force to overwrite the edit."
             ) from None
 
-    def delete(self, backend: Backend, live: Resource) -> None:
+    def delete(self, live: Resource, *, force: bool = False) -> None:
         planned = live.handle.version if isinstance(live.handle, Live) else None
         current = self.client.get_dashboard(live.key)
         if current is None:
             return
         version = (current.get("dashboard") or {}).get("version")
-        if not self.force and planned is not None and version != planned:
+        if not force and planned is not None and version != planned:
             raise OperationError(
                 f"dashboard {live.key} was changed in Grafana since the plan (version {planned} → {version}); "
                 "it was not deleted. Review it with memprov plan, or apply --force to delete it anyway."

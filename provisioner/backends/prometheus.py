@@ -10,10 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
-from provisioner.backends.base import Backend, Resource, Target
-from provisioner.backends.files import FilesConfig, YamlFiles
+from provisioner.backends.files import FILES, YamlFiles, target_dir
 from provisioner.backends.prometheus_targets import (
     ManifestTarget,
     PrometheusRuleConfig,
@@ -25,38 +22,37 @@ from provisioner.backends.prometheus_targets import (
 )
 from provisioner.core.names import ownership_tags
 from provisioner.core.units import format_duration, parse_duration
+from provisioner.plan.contract import Backend, TargetType
+from provisioner.plan.model import Resource
 from provisioner.render.prometheus import rules as render
-from provisioner.spec.resolved import ResolvedSpec
 
 DURATION_KEYS = ("for", "keep_firing_for", "interval")
 
 
+def _manifests(backend: Backend, config: PrometheusRuleConfig) -> ManifestTarget:
+    return ManifestTarget(*target_dir(backend.spec, config.dir, backend.name), backend, config.namespace, config.labels)
+
+
+def _reload(backend: Backend, config: ReloadConfig) -> ReloadTarget:
+    return ReloadTarget(*target_dir(backend.spec, config.rules_dir, backend.name), backend, config.url, config.token)
+
+
+def _ruler(backend: Backend, config: RulerConfig) -> RulerTarget:
+    namespace = config.namespace or f"memprov-{backend.spec.name}-{backend.spec.env}"
+    return RulerTarget(config, namespace, owned_prefix=f"memprov-{backend.spec.env}-")
+
+
 class PrometheusBackend(YamlFiles, Backend):
     name = "prometheus"
-    TARGETS: ClassVar[dict[str, Any]] = {
-        "files": FilesConfig,
-        "prometheusrule": PrometheusRuleConfig,
-        "prometheus": ReloadConfig,
-        "mimir": RulerConfig,
-        "cortex": RulerConfig,
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": FILES,
+        "prometheusrule": TargetType(PrometheusRuleConfig, _manifests),
+        "prometheus": TargetType(ReloadConfig, _reload),
+        "mimir": TargetType(RulerConfig, _ruler),
+        "cortex": TargetType(RulerConfig, _ruler),
     }
     FILE_GLOB = "*.yaml"
     resource_kind = "rule-group"
-
-    @classmethod
-    def make_target(cls, spec: ResolvedSpec, config: BaseModel) -> Target:
-        from provisioner.backends.registry import display_dir
-
-        if isinstance(config, PrometheusRuleConfig):
-            root, shown = display_dir(spec, config.dir, cls.name)
-            return ManifestTarget(root, shown, config.namespace, config.labels)
-        if isinstance(config, ReloadConfig):
-            root, shown = display_dir(spec, config.rules_dir, cls.name)
-            return ReloadTarget(root, shown, config.url, config.token)
-        if isinstance(config, RulerConfig):
-            namespace = config.namespace or f"memprov-{spec.name}-{spec.env}"
-            return RulerTarget(config, namespace, owned_prefix=f"memprov-{spec.env}-")
-        raise TypeError(f"unknown prometheus target {type(config).__name__}")  # pragma: no cover
 
     def render(self) -> list[Resource]:
         return [
@@ -85,21 +81,25 @@ class PrometheusBackend(YamlFiles, Backend):
         return out
 
     # --- files codec -----------------------------------------------------------------------------
+    @property
+    def manifests(self) -> PrometheusRuleConfig | None:
+        """The PrometheusRule settings when the target writes manifests instead of rule files."""
+        return self.config if isinstance(self.config, PrometheusRuleConfig) else None
+
     def filename(self, key: str) -> str:
-        return f"{key}.yaml" if isinstance(self.target, ManifestTarget) else f"{key}.rules.yaml"
+        return f"{key}.yaml" if self.manifests else f"{key}.rules.yaml"
 
     def key_for_path(self, relpath: str) -> str | None:
         if "/" in relpath:
             return None
-        if isinstance(self.target, ManifestTarget):
+        if self.manifests:
             return relpath.removesuffix(".yaml")
         return relpath.removesuffix(".rules.yaml") if relpath.endswith(".rules.yaml") else None
 
     def serialise(self, resource: Resource) -> str:
-        target = self.target
-        if isinstance(target, ManifestTarget):
-            labels = {**ownership_tags(self.spec.env, self.spec.name), **target.labels}
-            data = manifest(resource.body, resource.key, target.namespace, labels)
+        if (m := self.manifests) is not None:
+            labels = {**ownership_tags(self.spec.env, self.spec.name), **m.labels}
+            data = manifest(resource.body, resource.key, m.namespace, labels)
         else:
             data = {"groups": [resource.body]}
         return super().serialise(Resource(resource.kind, resource.key, data))

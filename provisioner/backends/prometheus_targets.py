@@ -13,30 +13,25 @@ Prometheus, or the Mimir/Cortex ruler API.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from provisioner.backends.base import Resource, Target
 from provisioner.backends.files import FilesTarget
 from provisioner.backends.http import HttpApi, NotFound
 from provisioner.core.errors import OperationError
 from provisioner.core.types import SecretRef
 from provisioner.core.yamlio import dumps, loads
-
-if TYPE_CHECKING:
-    from provisioner.backends.base import Backend
+from provisioner.plan.contract import Backend, Target, TargetConfig
+from provisioner.plan.model import Resource
 
 URL = Field(pattern=r"^https?://[^\s]+$")
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PrometheusRuleConfig(_Config):
+class PrometheusRuleConfig(TargetConfig):
     """``targets.prometheus: {type: prometheusrule, dir, namespace, labels}``."""
 
     type: Literal["prometheusrule"]
@@ -45,7 +40,7 @@ class PrometheusRuleConfig(_Config):
     labels: dict[str, str] = Field(default={}, description="e.g. release: kube-prometheus-stack (ruleSelector)")
 
 
-class ReloadConfig(_Config):
+class ReloadConfig(TargetConfig):
     """``targets.prometheus: {type: prometheus, rules_dir, url}`` for a plain Prometheus."""
 
     type: Literal["prometheus"]
@@ -54,7 +49,7 @@ class ReloadConfig(_Config):
     token: SecretRef | None = None
 
 
-class RulerConfig(_Config):
+class RulerConfig(TargetConfig):
     """``targets.prometheus: {type: mimir|cortex, url, namespace, tenant, token}``."""
 
     type: Literal["mimir", "cortex"]
@@ -69,8 +64,8 @@ class ManifestTarget(FilesTarget):
 
     type = "prometheusrule"
 
-    def __init__(self, root: Path, display: str, namespace: str, labels: dict[str, str]) -> None:
-        super().__init__(root, display)
+    def __init__(self, root: Path, display: str, codec: Backend, namespace: str, labels: dict[str, str]) -> None:
+        super().__init__(root, display, codec)
         self.namespace = namespace
         self.labels = labels
 
@@ -83,15 +78,15 @@ class ReloadTarget(FilesTarget):
 
     type = "prometheus"
 
-    def __init__(self, root: Path, display: str, url: str, token: SecretRef | None) -> None:
-        super().__init__(root, display)
+    def __init__(self, root: Path, display: str, codec: Backend, url: str, token: SecretRef | None) -> None:
+        super().__init__(root, display, codec)
         self.url = url
         self.token = token
 
     def describe(self) -> str:
         return f"Prometheus {self.url} (rule files in {self.display})"
 
-    def finish(self, backend: Backend, changed: bool) -> None:
+    def finish(self, desired: Sequence[Resource], changed: bool) -> None:
         if not changed:
             return
         api = HttpApi(self.url, what="Prometheus", token=self.token)
@@ -103,7 +98,7 @@ class ReloadTarget(FilesTarget):
                     f"{e}; start Prometheus with --web.enable-lifecycle so that memprov can "
                     "reload it (the rule files were written)"
                 ) from e
-            want = backend.desired_keys
+            want = {r.key for r in desired}
             deadline = time.monotonic() + 10
             while True:
                 data = api.request("GET", "/api/v1/rules", params={"type": "alert"}).json()
@@ -140,14 +135,14 @@ class RulerTarget(Target):
     def _ns(self) -> str:
         return f"{self.prefix}/{quote(self.namespace, safe='')}"
 
-    def read_live(self, backend: Backend) -> list[Resource]:
+    def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         try:
             text = self.api.request("GET", self._ns()).text
         except NotFound:
             return []
         data = loads(text, f"{self.describe()} response").data if text.strip() else {}
         groups = data.get(self.namespace, []) if isinstance(data, dict) else []
-        wanted = backend.desired_keys
+        wanted = {r.key for r in desired}
         out = []
         for group in groups if isinstance(groups, list) else []:
             name = str(group.get("name", "")) if isinstance(group, dict) else ""
@@ -156,7 +151,7 @@ class RulerTarget(Target):
                 out.append(Resource("rule-group", name, group, owned=owned, title=f"{self.namespace}/{name}"))
         return out
 
-    def create(self, backend: Backend, desired: Resource) -> None:
+    def create(self, desired: Resource, *, force: bool = False) -> None:
         self.api.request(
             "POST",
             self._ns(),
@@ -165,10 +160,10 @@ class RulerTarget(Target):
             headers={"Content-Type": "application/yaml"},
         )
 
-    def update(self, backend: Backend, desired: Resource, live: Resource) -> None:
-        self.create(backend, desired)
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        self.create(desired)
 
-    def delete(self, backend: Backend, live: Resource) -> None:
+    def delete(self, live: Resource, *, force: bool = False) -> None:
         try:
             self.api.request("DELETE", f"{self._ns()}/{quote(live.key, safe='')}", ok=(200, 202, 204))
         except NotFound:

@@ -1,82 +1,82 @@
-"""The plain registry of backends, imported lazily so that start-up stays fast.
+"""The backends, as data: a name and its class. Adding a backend is one module (and its tests) plus
+one line here.
 
-Adding a backend means one module with a :class:`~provisioner.backends.base.Backend` subclass
-(and its tests) plus one line here.
+The registry also knows every backend's target models, so it validates an environment's
+``targets.<backend>`` blocks (:func:`configure`, with the file:line of each problem) and builds
+each backend with its target (:func:`build`).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
-
-from provisioner.backends.base import Backend, Target
-from provisioner.backends.files import FilesConfig, FilesTarget
-from provisioner.core.errors import UsageError, did_you_mean
+from provisioner.backends.alertmanager import AlertmanagerBackend
+from provisioner.backends.azure import AzureBackend
+from provisioner.backends.cloudwatch import CloudWatchBackend
+from provisioner.backends.gcp import GcpBackend
+from provisioner.backends.grafana import GrafanaBackend
+from provisioner.backends.prometheus import PrometheusBackend
+from provisioner.core.errors import Problem, SpecError, UsageError, did_you_mean
+from provisioner.plan.contract import Backend, TargetConfig
+from provisioner.plan.planner import Binding
+from provisioner.spec.loader import locate, validate_block
 from provisioner.spec.resolved import ResolvedSpec
 
-BACKENDS: dict[str, str] = {
-    "prometheus": "provisioner.backends.prometheus:PrometheusBackend",
-    "alertmanager": "provisioner.backends.alertmanager:AlertmanagerBackend",
-    "grafana": "provisioner.backends.grafana:GrafanaBackend",
-    "cloudwatch": "provisioner.backends.cloudwatch:CloudWatchBackend",
-    "gcp": "provisioner.backends.gcp:GcpBackend",
-    "azure": "provisioner.backends.azure:AzureBackend",
+BACKENDS: dict[str, type[Backend]] = {
+    "prometheus": PrometheusBackend,
+    "alertmanager": AlertmanagerBackend,
+    "grafana": GrafanaBackend,
+    "cloudwatch": CloudWatchBackend,
+    "gcp": GcpBackend,
+    "azure": AzureBackend,
 }
 
 
-def backend_class(name: str) -> type[Backend]:
-    module, _, attr = BACKENDS[name].partition(":")
-    cls: type[Backend] = getattr(importlib.import_module(module), attr)
-    return cls
-
-
-def target_models(name: str) -> dict[str, type[BaseModel]]:
-    return dict(backend_class(name).TARGETS)
-
-
-def display_dir(spec: ResolvedSpec, configured: str | None, backend: str) -> tuple[Path, str]:
-    """A target directory (relative paths are relative to the spec) and how to show it."""
-    root = Path(configured) if configured else spec.output_dir / backend
-    if not root.is_absolute():
-        root = spec.base_dir / root
-    try:
-        return root, str(root.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return root, str(root)
-
-
-def make_target(spec: ResolvedSpec, name: str, config: BaseModel | None) -> Target:
-    config = config or FilesConfig()
-    if isinstance(config, FilesConfig):
-        return FilesTarget(*display_dir(spec, config.dir, name))
-    factory: Any = getattr(backend_class(name), "make_target", None)
-    if factory is None:  # pragma: no cover - a backend declaring a target must build it
-        raise UsageError(f"backend {name} cannot build a {type(config).__name__} target")
-    target: Target = factory(spec, config)
-    return target
+def configure(spec: ResolvedSpec) -> dict[str, TargetConfig]:
+    """Each ``targets.<backend>`` block validated by the model of its ``type``; every problem at once."""
+    out: dict[str, TargetConfig] = {}
+    problems: list[Problem] = []
+    for backend, raw in spec.targets.blocks.items():
+        types = BACKENDS[backend].TARGETS
+        kind = raw.get("type", "files") if isinstance(raw, dict) else None
+        path = ("targets", backend)
+        if not isinstance(kind, str) or kind not in types:
+            problems.append(
+                locate(
+                    spec.targets,
+                    (*path, "type"),
+                    f"unknown target type {kind!r} for {backend}"
+                    f"{did_you_mean(str(kind), types)}; available: {', '.join(types)}",
+                )
+            )
+            continue
+        config, found = validate_block(types[kind].config, raw, spec.targets, path)
+        problems += found
+        if config is not None:
+            out[backend] = config
+    if problems:
+        raise SpecError(problems)
+    return out
 
 
 def active(spec: ResolvedSpec) -> list[str]:
     """Backends to plan: those a job uses, plus those that may hold resources to prune (a target is
     configured, or the default files target's directory exists), in registry order."""
-    return [n for n in BACKENDS if spec.jobs_using(n) or n in spec.targets or (spec.output_dir / n).is_dir()]
+    return [n for n in BACKENDS if spec.jobs_using(n) or n in spec.targets.blocks or (spec.output_dir / n).is_dir()]
 
 
-def build(spec: ResolvedSpec, only: Sequence[str] = ()) -> list[Backend]:
-    names = active(spec)
+def bind(spec: ResolvedSpec, name: str, config: TargetConfig | None = None) -> Binding:
+    """Backend ``name`` for ``spec`` and the target its config names (the files target without one)."""
+    backend = BACKENDS[name](spec, config)
+    return backend, backend.target()
+
+
+def build(spec: ResolvedSpec, only: Sequence[str] = ()) -> list[Binding]:
+    """Every active backend (or those of ``only``) with its configured target."""
     for name in only:
         if name not in BACKENDS:
             raise UsageError(
                 f"unknown backend '{name}'{did_you_mean(name, BACKENDS)}; available: {', '.join(BACKENDS)}"
             )
-    if only:
-        names = [n for n in names if n in only]
-    out = []
-    for name in names:
-        cls = backend_class(name)
-        out.append(cls(spec, make_target(spec, name, spec.targets.get(name))))
-    return out
+    configs = configure(spec)
+    return [bind(spec, name, configs.get(name)) for name in active(spec) if not only or name in only]

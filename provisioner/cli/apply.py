@@ -23,7 +23,7 @@ def run(
     force: bool,
     concurrency: int,
 ) -> int:
-    plan, built = build_plan(spec, env, backends)
+    plan, targets = build_plan(spec, env, backends)
     console = Console(color=color)
     console.lines(output.text(plan))
     if plan.errors:
@@ -60,7 +60,7 @@ def run(
             style,
         )
 
-    report = apply(plan, built, concurrency=concurrency, on_result=progress, force=force)
+    report = apply(plan, targets, concurrency=concurrency, on_result=progress, force=force)
     console.line()
     console.lines(output.report_lines(report))
     if report.interrupted:

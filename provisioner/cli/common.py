@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from provisioner.backends.base import Backend
+from provisioner.backends.registry import build, configure
+from provisioner.core import secrets
+from provisioner.core.errors import SpecError, UsageError
+from provisioner.core.types import SecretRef
+from provisioner.core.units import parse_duration
+from provisioner.plan.planner import Binding
 from provisioner.spec.loader import environments, load
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -15,13 +20,13 @@ def env_names(spec: Path, env: str | None) -> list[str]:
 
 
 def load_all(spec: Path, env: str | None) -> list[ResolvedSpec]:
-    """Resolved specs for one environment or all of them; every environment's problems at once."""
-    from provisioner.core.errors import SpecError
-
+    """Resolved specs for one environment or all of them (targets validated too); every problem at once."""
     out, problems = [], []
     for name in env_names(spec, env):
         try:
-            out.append(load(spec, name))
+            resolved = load(spec, name)
+            configure(resolved)
+            out.append(resolved)
         except SpecError as e:
             problems += [p for p in e.problems if p not in problems]
     if problems:
@@ -29,11 +34,7 @@ def load_all(spec: Path, env: str | None) -> list[ResolvedSpec]:
     return out
 
 
-def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Backend]:
-    from provisioner.backends.registry import build
-    from provisioner.core import secrets
-    from provisioner.core.types import SecretRef
-
+def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Binding]:
     refs = [v for ch in resolved.notifications.values() for v in ch.__dict__.values() if isinstance(v, SecretRef)]
     secrets.register_env(refs)
     return build(resolved, only or [])
@@ -41,9 +42,6 @@ def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Back
 
 def parse_since(since: str) -> float:
     """``--since 30d`` in seconds, or a usage error that says what is wrong."""
-    from provisioner.core.errors import UsageError
-    from provisioner.core.units import parse_duration
-
     try:
         return parse_duration(since)
     except ValueError as e:
@@ -52,8 +50,6 @@ def parse_since(since: str) -> float:
 
 def select_jobs(candidates: Sequence[ResolvedJob], names: Sequence[str], what: str) -> list[ResolvedJob]:
     """``candidates`` named in ``names`` (all when none); an unknown name is a usage error listing ``what`` there is."""
-    from provisioner.core.errors import UsageError
-
     known = [j.id for j in candidates]
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -8,15 +8,17 @@ from provisioner.cli.common import backends
 from provisioner.cli.console import Console
 from provisioner.core.errors import EXIT_CHANGES, EXIT_FAILED, EXIT_OK
 from provisioner.plan import output
-from provisioner.plan.engine import make_plan
+from provisioner.plan.contract import Target
 from provisioner.plan.model import Plan
+from provisioner.plan.planner import make_plan
 from provisioner.spec.loader import load
 
 
-def build_plan(spec: Path, env: str, only: list[str]) -> tuple[Plan, list]:  # type: ignore[type-arg]
+def build_plan(spec: Path, env: str, only: list[str]) -> tuple[Plan, dict[str, Target]]:
+    """The plan of one environment, and the targets it was made against (what apply needs)."""
     resolved = load(spec, env)
-    bs = backends(resolved, only)
-    return make_plan(resolved.env, resolved.name, bs), bs
+    bindings = backends(resolved, only)
+    return make_plan(resolved.env, resolved.name, bindings), {b.name: t for b, t in bindings}
 
 
 def run(

@@ -115,6 +115,12 @@ ThresholdValue = Annotated[
 ]
 
 
+class Strict(BaseModel):
+    """The base of every spec model: unknown keys are errors, values frozen, no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+
 class SecretRef(BaseModel):
     """Where a secret comes from: an environment variable or a file. Never the secret itself."""
 

@@ -16,18 +16,18 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from provisioner.backends.registry import bind, configure
 from provisioner.core.errors import UsageError
 from provisioner.history.prometheus import Run
+from provisioner.render import azure, cloudwatch, gcp
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 PERIOD = 300
 
 
 def _target(spec: ResolvedSpec, backend: str, example: str) -> Any:
-    from provisioner.backends.registry import make_target
-
-    target = make_target(spec, backend, spec.targets.get(backend))
-    if getattr(target, "type", "") != backend:
+    _, target = bind(spec, backend, configure(spec).get(backend))
+    if target.type != backend:
         raise UsageError(
             f"--{backend} reads through the environment's {backend} target; environments/{spec.env}.yaml has none "
             f"(targets: {{{backend}: {{type: {backend}, {example}}}}})"
@@ -41,10 +41,8 @@ def _iso(t: float) -> str:
 
 def read_runs_azure(spec: ResolvedSpec, job: ResolvedJob, start: float, end: float) -> list[Run]:
     """The runs of ``job`` from Azure Monitor metrics of its alert rules' scope."""
-    from provisioner.render.azure import source
-
     target = _target(spec, "azure", "subscription_id: ..., resource_group: ...")
-    src = source(job)
+    src = azure.source(job)
     flt = " and ".join(f"{k} eq '{v}'" for k, v in src.dimensions) or None
     aggregation = "Minimum" if src.available else "Maximum"  # least available memory is the peak
 
@@ -75,10 +73,8 @@ def read_runs_azure(spec: ResolvedSpec, job: ResolvedJob, start: float, end: flo
 
 def read_runs_gcp(spec: ResolvedSpec, job: ResolvedJob, start: float, end: float) -> list[Run]:
     """The runs of ``job`` from Cloud Monitoring's time series of its alert policies' filter."""
-    from provisioner.render.gcp import source
-
     target = _target(spec, "gcp", "project: ...")
-    src = source(job)
+    src = gcp.source(job)
     request = {
         "name": f"projects/{target.config.project}",
         "filter": src.filter(src.usage),
@@ -111,10 +107,8 @@ def read_runs_cloudwatch(
     the spec's limit. There is no trough velocity at this resolution: the usual growth stays as
     the spec has it.
     """
-    from provisioner.render.cloudwatch import source
-
     target = _target(spec, "cloudwatch", "region: ...")
-    queries = source(job).percent("m", "Maximum", period)
+    queries = cloudwatch.source(job).percent("m", "Maximum", period)
     queries[-1]["ReturnData"] = True
     points: list[tuple[float, float]] = []
     token: str | None = None

@@ -31,9 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.analysis.evaluate.prom import Labels, Series
 from provisioner.core.errors import Problem, SpecError, UsageError
 from provisioner.core.units import parse_size
+from provisioner.history.promapi import Labels, Series
+from provisioner.kinds import growth
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 STEP = 300.0  # resolution of the per-run summaries
@@ -43,7 +44,7 @@ MAX_FILE_BYTES = 2 * 1024**3
 
 
 class Querier(Protocol):
-    """What history needs of a Prometheus: :class:`provisioner.analysis.evaluate.prom.PrometheusClient`."""
+    """What history needs of a Prometheus: :class:`provisioner.history.promapi.PrometheusClient`."""
 
     def query_range(
         self, expr: str, start: float, end: float, step: float
@@ -116,7 +117,7 @@ def queries(spec: ResolvedSpec, job: ResolvedJob, step: float = STEP) -> dict[st
     scrape = spec.scrape_interval
     peak = f"max by ({keep}) ({over_time('max', src.working_set, step, scrape)})"
     trough = over_time("min", src.working_set, job.trough_window, scrape)
-    velocity = f"max by ({keep}) (deriv(({trough})[{_dur(job.growth.window)}:{_dur(scrape)}]))"
+    velocity = f"max by ({keep}) (deriv(({trough})[{_dur(growth.KIND.of(job).window)}:{_dur(scrape)}]))"
     out = {"peak": peak, "velocity": velocity}
     if _SELECTOR.match(src.working_set.strip()):  # exact first and last sample times, where PromQL can give them
         stamps = f"(timestamp({src.working_set}))[{_dur(step)}:{_dur(scrape)}]"
@@ -196,7 +197,8 @@ def read_runs(
             run = open_runs.get(instance)
             if run is None:
                 continue
-            settled = run.start + job.growth.warmup + job.growth.window + job.trough_window
+            g = growth.KIND.of(job)
+            settled = run.start + g.warmup + g.window + job.trough_window
             run.velocities += [v for t, v in samples if settled <= t <= run.step and math.isfinite(v)]
         for instance in [i for i, r in open_runs.items() if hi - r.step > 2 * step]:
             done.append(open_runs.pop(instance))
@@ -283,7 +285,7 @@ def span(series: Iterable[Series]) -> tuple[float, float]:
 @contextmanager
 def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[tuple[Any, float, float]]:
     """A temporary Prometheus holding the series of ``paths``: ``(querier, first, last sample time)``."""
-    from provisioner.analysis.evaluate.prom import TempPrometheus
+    from provisioner.history.promapi import TempPrometheus
 
     series = read_series_files(paths)
     first, last = span(series)
@@ -296,7 +298,7 @@ def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[
 @contextmanager
 def remote_prometheus(url: str, headers: dict[str, str]) -> Iterator[tuple[Any, float, float]]:
     """A Prometheus-compatible API at ``url``: ``(querier, -inf, now)``."""
-    from provisioner.analysis.evaluate.prom import PrometheusClient
+    from provisioner.history.promapi import PrometheusClient
 
     if not re.match(r"^https?://", url):
         raise UsageError(f"--prometheus {url}: give an http:// or https:// URL")

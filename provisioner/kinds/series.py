@@ -18,3 +18,6 @@ JOB_WS = "memprov:job_memory_working_set:bytes"
 ZSCORE = "memprov:job_memory_anomaly:zscore"
 BASELINE_PEAK = "memprov:job_memory_baseline_peak:bytes"  # label quantile="0.5" | "0.95"
 BASELINE_VELOCITY = "memprov:job_memory_baseline_velocity:bytes_per_second"
+HIST_MEAN = "memprov:job_memory_history_mean:bytes"  # the same window in previous weeks (anomaly)
+HIST_SD = "memprov:job_memory_history_stddev:bytes"
+JOB_VELOCITY = "memprov:job_memory_trough_velocity:bytes_per_second"

@@ -1,77 +1,27 @@
-"""Plan and apply across backends: concurrent, retried, isolated per resource, honestly reported.
+"""Apply a plan: concurrent, retried, isolated per resource, honestly reported.
 
-``make_plan`` reads every backend's live state concurrently. ``apply`` runs a plan's changes in
-phases (create, update, delete), each phase concurrently with a bounded pool; a failed change
-never stops the others, deletes of a backend are skipped when any of its creates or updates
-failed (so that a rename never leaves a job without alerts), and the report lists exactly what
-was changed, what failed and what was not attempted.
+``apply`` runs a plan's changes against the targets they were planned on, in phases (create,
+update, delete), each phase concurrently with a bounded pool. Every change carries its desired and
+live resources, so nothing but the plan and the targets is needed. A failed change never stops the
+others, deletes of a backend are skipped when any of its creates or updates failed (so that a
+rename never leaves a job without alerts), and the report lists exactly what was changed, what
+failed and what was not attempted.
 """
 
 from __future__ import annotations
 
-import random
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
 
-from provisioner.backends.base import Backend
-from provisioner.core.errors import MemprovError, OperationError, RetryableError
-from provisioner.plan.model import Action, BackendPlan, Change, Plan
+from provisioner.core.errors import MemprovError
+from provisioner.plan.contract import Target
+from provisioner.plan.model import Action, Change, Plan
+from provisioner.plan.retry import RetryPolicy
 
-T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``, retrying :class:`RetryableError` with exponential backoff and full jitter."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn()
-            except RetryableError as e:
-                if attempt == self.attempts:
-                    raise OperationError(f"{e} (gave up after {attempt} attempts)") from e
-                delay = (
-                    e.retry_after
-                    if e.retry_after is not None
-                    else random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-                )
-                self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def make_plan(
-    env: str,
-    spec_name: str,
-    backends: Sequence[Backend],
-    warnings: Sequence[str] = (),
-    retry: RetryPolicy | None = None,
-) -> Plan:
-    """Plan every backend concurrently; a backend that cannot be read reports its error."""
-    policy = retry or RetryPolicy()
-
-    def one(backend: Backend) -> BackendPlan:
-        try:
-            return policy.call(backend.plan)
-        except MemprovError as e:
-            return BackendPlan(backend.name, backend.target.describe(), (), error=e.render())
-
-    if len(backends) <= 1:
-        plans = [one(b) for b in backends]
-    else:
-        with ThreadPoolExecutor(max_workers=min(len(backends), DEFAULT_CONCURRENCY)) as pool:
-            plans = list(pool.map(one, backends))
-    return Plan(env, spec_name, tuple(plans), tuple(warnings))
 
 
 class Outcome(StrEnum):
@@ -100,24 +50,21 @@ class ApplyReport:
         return not self.of(Outcome.FAILED) and not self.of(Outcome.SKIPPED) and not self.interrupted
 
 
-def _run_change(backend: Backend, change: Change, policy: RetryPolicy) -> None:
-    target = backend.target
-    if change.action in (Action.CREATE, Action.CONFLICT):
-        want = backend.resource(change.key)
-        if change.action is Action.CONFLICT:
-            policy.call(lambda: target.update(backend, want, backend.live[change.key]))
-        else:
-            policy.call(lambda: target.create(backend, want))
-    elif change.action is Action.UPDATE:
-        want = backend.resource(change.key)
-        policy.call(lambda: target.update(backend, want, backend.live[change.key]))
-    elif change.action is Action.DELETE:
-        policy.call(lambda: target.delete(backend, backend.live[change.key]))
+def _run_change(target: Target, change: Change, policy: RetryPolicy, force: bool) -> None:
+    want, have = change.want, change.have
+    if change.action is Action.CREATE and want is not None:
+        policy.call(lambda: target.create(want, force=force))
+    elif change.action in (Action.UPDATE, Action.CONFLICT) and want is not None and have is not None:
+        policy.call(lambda: target.update(want, have, force=force))
+    elif change.action is Action.DELETE and have is not None:
+        policy.call(lambda: target.delete(have, force=force))
+    else:  # pragma: no cover - the planner attaches the resources every action needs
+        raise AssertionError(f"{change.action} {change.key} carries no resource to apply")
 
 
 def apply(
     plan: Plan,
-    backends: Sequence[Backend],
+    targets: Mapping[str, Target],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     retry: RetryPolicy | None = None,
@@ -125,14 +72,12 @@ def apply(
     stop: threading.Event | None = None,
     force: bool = False,
 ) -> ApplyReport:
-    """Apply ``plan`` (made from these ``backends``) and report every change's outcome.
+    """Apply ``plan`` to the ``targets`` it was made against (by backend name) and report every outcome.
 
-    ``force`` (``apply --force``) lets targets that detect edits made since the plan overwrite them.
+    ``force`` (``apply --force``) lets targets that detect edits made since the plan overwrite them,
+    and take over the unowned resources the plan shows as conflicts.
     """
-    for backend in backends:
-        backend.target.force = force
     policy = retry or RetryPolicy()
-    by_name = {b.name: b for b in backends}
     report = ApplyReport()
     lock = threading.Lock()
     stop = stop or threading.Event()
@@ -158,7 +103,7 @@ def apply(
                 record(Result(change, Outcome.SKIPPED, "interrupted before it started"))
                 return
             try:
-                _run_change(by_name[change.backend], change, policy)
+                _run_change(targets[change.backend], change, policy, force)
             except MemprovError as e:
                 record(Result(change, Outcome.FAILED, e.render()))
             except Exception as e:  # a backend bug must not hide what else happened
@@ -201,14 +146,14 @@ def apply(
                     running.wait_for(lambda: in_flight == 0)
                 for c in todo:
                     record(Result(c, Outcome.SKIPPED, "interrupted before it started"))
-    for backend in backends:
-        changed = any(r.change.backend == backend.name and r.outcome is Outcome.APPLIED for r in report.results)
+    for bp in plan.backends:
+        target = targets.get(bp.backend)
+        if target is None or bp.error:
+            continue
+        changed = any(r.change.backend == bp.backend and r.outcome is Outcome.APPLIED for r in report.results)
         try:
-            backend.target.finish(backend, changed)
+            target.finish(bp.desired, changed)
         except MemprovError as e:
-            report.results.append(
-                Result(
-                    Change(Action.NOOP, backend.name, "finish", backend.target.describe()), Outcome.FAILED, e.render()
-                )
-            )
+            finish = Change(Action.NOOP, bp.backend, "finish", bp.target)
+            report.results.append(Result(finish, Outcome.FAILED, e.render()))
     return report

@@ -1,7 +1,9 @@
-"""The plan as a value: changes per backend, counts, a checksum and the safety checks.
+"""The plan as a value: resources, changes per backend, counts, a checksum and the safety checks.
 
 A :class:`Plan` is frozen and carries everything needed to show it (text, Markdown, JSON) and
-to apply it. Its checksum binds ``apply --checksum`` to exactly the reviewed changes.
+to apply it: each :class:`Change` holds the desired and the live :class:`Resource` (the live one
+with its target-private handle: ids, versions), so applying needs nothing but the plan and the
+targets. Its checksum binds ``apply --checksum`` to exactly the reviewed changes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ class Action(StrEnum):
 ORDER = {Action.CREATE: 0, Action.CONFLICT: 0, Action.UPDATE: 1, Action.DELETE: 2, Action.NOOP: 3}
 
 
+@dataclass(frozen=True)
+class Resource:
+    """One thing a backend manages: a rule file, a dashboard, an alarm..."""
+
+    kind: str
+    key: str  # identity within the target (uid, group or alarm name)
+    body: Any  # JSON-compatible data; what is compared
+    owned: bool = True
+    job: str | None = None
+    title: str = ""
+    handle: Any = field(default=None, compare=False)  # target-private data (ids, versions, etags)
+
+
 def canonical(body: Any) -> str:
     """The one serialisation used to compare and hash bodies."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -54,6 +69,8 @@ class Change:
     live: Any = None
     reason: str = ""
     details: tuple[str, ...] = ()  # what changed, in words (from the backend)
+    want: Resource | None = field(default=None, compare=False, repr=False)  # the desired resource, as rendered
+    have: Resource | None = field(default=None, compare=False, repr=False)  # the live resource, as read
 
     @property
     def label(self) -> str:
@@ -83,6 +100,12 @@ class BackendPlan:
     live_owned: int = 0
     notes: tuple[str, ...] = ()
     error: str | None = None
+    inexact: tuple[str, ...] = ()  # per job, the kinds this backend approximates or cannot express (--strict)
+
+    @property
+    def desired(self) -> tuple[Resource, ...]:
+        """Every resource the spec wants here (created, updated or unchanged)."""
+        return tuple(c.want for c in self.changes if c.want is not None and c.action is not Action.DELETE)
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)

@@ -17,8 +17,9 @@ ML's ``CpuMemoryUtilizationPercentage`` of the compute cluster. The alert kinds 
 - time to OOM: a static headroom threshold on the troughs (approximated; Azure has no rate);
 - growth and OOM kills: unsupported (no rate or slope of a metric; no OOM metric).
 
-Severity: critical → Sev0, warning → Sev2, info → Sev3 (Azure's own names for them). What Azure
-cannot express is returned by :func:`support` so the plan says so.
+Severity: critical → Sev0, warning → Sev2, info → Sev3 (Azure's own names for them). How each
+kind is expressed (and whether natively) is one table, :data:`TABLE`, that both renders the rules
+and tells the plan (:func:`support`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from typing import Any
 
 from provisioner.core.names import ownership_tags, resource_name
 from provisioner.core.units import format_duration, format_size
-from provisioner.render.cloudwatch import APPROXIMATED, NATIVE, UNSUPPORTED, description, usual_velocity
-from provisioner.render.cloudwatch import growth_floor_pct as _floor_pct
-from provisioner.render.cloudwatch import velocity_pct as _velocity_pct
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
+from provisioner.kinds.base import Kind, Support
+from provisioner.render import cloud
+from provisioner.render.cloud import Rendering, description, percent_per_second
 from provisioner.spec.model import AZURE_RESOURCE_TYPES
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -42,7 +44,6 @@ DYNAMIC_WINDOWS = (300, 900, 1800, 3600)
 MAX_FAILING_PERIODS = 6
 STATIC = "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria"
 DYNAMIC = "Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria"
-__all__ = ["APPROXIMATED", "NATIVE", "UNSUPPORTED", "caveats", "rules", "source", "support"]
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ def sensitivity(zscore: float) -> str:
     return "High" if zscore < 2.5 else "Medium" if zscore <= 3.5 else "Low"
 
 
-class _Rules:
-    """One job's alert rules; a class only to share the job, its source and its context."""
+class Rules:
+    """One job's alert rules: the job, its source, its action groups, and the shapes every kind's rules take."""
 
     def __init__(self, spec: ResolvedSpec, job: ResolvedJob, groups: Mapping[str, str]) -> None:
         self.spec, self.job, self.src, self.groups = spec, job, source(job), groups
@@ -192,118 +193,130 @@ class _Rules:
             "criteria": {"odata.type": DYNAMIC, "allOf": [criterion]},
         }
 
-    def all(self) -> list[dict[str, Any]]:
-        job, out = self.job, []
-        if job.usage.enabled:
-            for severity, ratio, hold in (
-                ("warning", job.warning_ratio, job.usage.warning_for),
-                ("critical", job.critical_ratio, job.usage.critical_for),
-            ):
-                summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
-                props = self.static(ratio * 100, hold, f"usage-{severity}")
-                out.append(self.rule("usage", f"usage-{severity}", severity, summary, props))
-        if job.time_to_oom.enabled:
-            t, headroom = job.time_to_oom, headroom_pct(job)
-            percent = max(100 - headroom, job.warning_ratio * 100)
-            summary = (
-                f"memory troughs above {percent:.0f}% of the limit: at {job.growth.factor:g}x the usual growth "
-                f"the limit is reached within {format_duration(t.horizon)}"
-            )
-            props = self.static(percent, t.window, "time-to-oom")
-            out.append(self.rule("time_to_oom", "time-to-oom-critical", "critical", summary, props))
-        if job.baseline_alert.enabled:
-            b = job.baseline_alert
-            p95 = job.baseline.peak_p95 if job.baseline else None
-            if p95:
-                summary = (
-                    f"memory above {b.factor:g}x the usual p95 peak ({format_size(p95)}B) for {format_duration(b.for_)}"
-                )
-                props = self.static(100 * b.factor * p95 / job.limit, b.for_, "baseline")
-            else:
-                summary = "memory far above what Azure Monitor expects from its history"
-                props = self.dynamic("baseline", "Maximum", "Low", b.for_, b.for_)
-            out.append(self.rule("baseline", "baseline", "warning", summary, props))
-        if job.anomaly.enabled:
-            a = job.anomaly
-            summary = f"memory over {a.zscore:g} standard deviations above what Azure Monitor expects"
-            props = self.dynamic("anomaly", "Average", sensitivity(a.zscore), a.window, a.for_)
-            out.append(self.rule("anomaly", "anomaly", "warning", summary, props))
-        return out
+
+# --- the kinds ------------------------------------------------------------------------------------
+def _usage(r: Rules) -> list[dict[str, Any]]:
+    out = []
+    for severity, ratio, hold in usage.KIND.of(r.job).tiers():
+        summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
+        props = r.static(ratio * 100, hold, f"usage-{severity}")
+        out.append(r.rule("usage", f"usage-{severity}", severity, summary, props))
+    return out
+
+
+def _time_to_oom(r: Rules) -> list[dict[str, Any]]:
+    t, job = time_to_oom.KIND.of(r.job), r.job
+    percent = max(100 - headroom_pct(job), job.warning_ratio * 100)
+    summary = (
+        f"memory troughs above {percent:.0f}% of the limit: at {growth.KIND.of(job).factor:g}x the usual growth "
+        f"the limit is reached within {format_duration(t.horizon)}"
+    )
+    props = r.static(percent, t.window, "time-to-oom")
+    return [r.rule("time_to_oom", "time-to-oom-critical", "critical", summary, props)]
+
+
+def _baseline(r: Rules) -> list[dict[str, Any]]:
+    b, job = baseline.KIND.of(r.job), r.job
+    if b.p95:
+        summary = f"memory above {b.factor:g}x the usual p95 peak ({format_size(b.p95)}B) for {format_duration(b.hold)}"
+        props = r.static(100 * b.factor * b.p95 / job.limit, b.hold, "baseline")
+    else:
+        summary = "memory far above what Azure Monitor expects from its history"
+        props = r.dynamic("baseline", "Maximum", "Low", b.hold, b.hold)
+    return [r.rule("baseline", "baseline", "warning", summary, props)]
+
+
+def _anomaly(r: Rules) -> list[dict[str, Any]]:
+    a = anomaly.KIND.of(r.job)
+    summary = f"memory over {a.zscore:g} standard deviations above what Azure Monitor expects"
+    props = r.dynamic("anomaly", "Average", sensitivity(a.zscore), a.window, a.hold)
+    return [r.rule("anomaly", "anomaly", "warning", summary, props)]
 
 
 def headroom_pct(job: ResolvedJob) -> float:
     """Percent of the limit that growth at ``growth.factor`` x the usual velocity fills within the horizon."""
-    usual = usual_velocity(job)
-    per_second = job.growth.factor * _velocity_pct(job, usual) if usual else _floor_pct(job)
-    return per_second * job.time_to_oom.horizon
+    t = time_to_oom.KIND.of(job)
+    return percent_per_second(job, t.surge_velocity) * t.horizon
 
 
-def rules(spec: ResolvedSpec, job: ResolvedJob, groups: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The job's alert rules as ``{"name", "body"}``: ``body`` is the ARM request body; ``groups``
-    maps severity to an action group resource id."""
-    return _Rules(spec, job, groups).all()
-
-
-def support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    """(kind, level, why) for each enabled kind: native, approximated or unsupported on Azure Monitor."""
-    src, out = source(job), []
-    node = src.platform == "aks" and not job.azure.metric  # node memory, not the pod's limit
-    why_node = (
+def _on_node(job: ResolvedJob) -> str:
+    """Why a kind is approximated on AKS's node metric (empty when the job watches its own metric)."""
+    if source(job).platform != "aks" or job.azure.metric:
+        return ""
+    return (
         "node_memory_working_set_percentage of each node"
         + (f" of pool {job.azure.node_pool}" if job.azure.node_pool else "")
         + " against the thresholds as a percentage of the limit: AKS platform metrics have no pod-vs-limit "
         "ratio (that needs Container insights or managed Prometheus)"
     )
-    freq = job.azure.frequency
+
+
+def _usage_support(job: ResolvedJob) -> Support:
+    u, freq = usage.KIND.of(job), job.azure.frequency
     rounded = [
         f"{name} {format_duration(hold)} → window {iso(w)}"
-        for name, hold in (("warning_for", job.usage.warning_for), ("critical_for", job.usage.critical_for))
+        for name, hold in (("warning_for", u.warning_for), ("critical_for", u.critical_for))
         if (w := window(max(hold, freq))) != hold
     ]
-    if job.usage.enabled:
-        why = "; ".join(p for p in (why_node if node else "", ", ".join(rounded)) if p)
-        level = APPROXIMATED if node or rounded else NATIVE
-        out.append(("usage", level, why + (" (rounded up to a window Azure allows)" if rounded else "")))
-    if job.growth.enabled:
-        out.append(
-            (
-                "growth",
-                UNSUPPORTED,
-                "Azure metric alerts compare one aggregate per window with a threshold: no rate or slope of a "
-                "metric; the prometheus backend's rule (e.g. on Azure Monitor managed Prometheus) expresses it",
-            )
-        )
-    if job.time_to_oom.enabled:
-        out.append(
-            (
-                "time_to_oom",
-                APPROXIMATED,
-                f"a static threshold on the troughs ({100 - headroom_pct(job):.0f}% of the limit or the warning "
-                f"level): the headroom that {job.growth.factor:g}x the usual growth fills within the horizon, not "
-                "a fitted trend; critical tier only",
-            )
-        )
-    if job.baseline_alert.enabled:
-        if job.baseline and job.baseline.peak_p95:
-            out.append(("baseline", APPROXIMATED if node else NATIVE, why_node if node else ""))
-        else:
-            out.append(("baseline", APPROXIMATED, "no recorded p95 peak: dynamic thresholds (sensitivity Low)"))
-    if job.anomaly.enabled:
-        out.append(
-            (
-                "anomaly",
-                APPROXIMATED,
-                f"dynamic thresholds (sensitivity {sensitivity(job.anomaly.zscore)}, Azure's own seasonal model "
-                f"over up to 10 days) instead of a z-score against {job.anomaly.weeks} previous weeks",
-            )
-        )
-    why_oom = {
-        "aks": "AKS platform metrics have no OOM-kill count (Container insights records it in logs: a log alert)",
-        "vm": "VM platform metrics have no OOM-kill count",
-        "aml": "an Azure ML job killed for memory fails; that is a run status, not a metric",
-    }
-    out.append(("oom_killed", UNSUPPORTED, why_oom[src.platform]))
-    return out
+    node = _on_node(job)
+    if not (node or rounded):
+        return Support.native()
+    why = "; ".join(p for p in (node, ", ".join(rounded)) if p)
+    return Support.approximated(why + (" (rounded up to a window Azure allows)" if rounded else ""))
+
+
+def _time_to_oom_support(job: ResolvedJob) -> Support:
+    return Support.approximated(
+        f"a static threshold on the troughs ({100 - headroom_pct(job):.0f}% of the limit or the warning "
+        f"level): the headroom that {growth.KIND.of(job).factor:g}x the usual growth fills within the horizon, not "
+        "a fitted trend; critical tier only"
+    )
+
+
+def _baseline_support(job: ResolvedJob) -> Support:
+    if baseline.KIND.of(job).p95:
+        node = _on_node(job)
+        return Support.approximated(node) if node else Support.native()
+    return Support.approximated("no recorded p95 peak: dynamic thresholds (sensitivity Low)")
+
+
+def _anomaly_support(job: ResolvedJob) -> Support:
+    a = anomaly.KIND.of(job)
+    return Support.approximated(
+        f"dynamic thresholds (sensitivity {sensitivity(a.zscore)}, Azure's own seasonal model "
+        f"over up to 10 days) instead of a z-score against {a.weeks} previous weeks"
+    )
+
+
+GROWTH_WHY = (
+    "Azure metric alerts compare one aggregate per window with a threshold: no rate or slope of a "
+    "metric; the prometheus backend's rule (e.g. on Azure Monitor managed Prometheus) expresses it"
+)
+OOM_WHY = {
+    "aks": "AKS platform metrics have no OOM-kill count (Container insights records it in logs: a log alert)",
+    "vm": "VM platform metrics have no OOM-kill count",
+    "aml": "an Azure ML job killed for memory fails; that is a run status, not a metric",
+}
+
+TABLE: dict[Kind, Rendering[Rules]] = {
+    Kind.USAGE: Rendering(_usage_support, _usage),
+    Kind.GROWTH: Rendering(lambda job: Support.unsupported(GROWTH_WHY)),
+    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline),
+    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly),
+    Kind.OOM_KILLED: Rendering(lambda job: Support.unsupported(OOM_WHY[source(job).platform])),
+}
+
+
+def rules(spec: ResolvedSpec, job: ResolvedJob, groups: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The job's alert rules as ``{"name", "body"}``: ``body`` is the ARM request body; ``groups``
+    maps severity to an action group resource id."""
+    return cloud.render(TABLE, job, Rules(spec, job, groups))
+
+
+def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
+    """Per enabled kind: native, approximated or unsupported on Azure Monitor, and why."""
+    return cloud.supports(TABLE, job, "Azure Monitor")
 
 
 def caveats(job: ResolvedJob) -> list[str]:

@@ -18,7 +18,8 @@ normalised working set:
 Missing data is *not breaching* on every alarm, deliberately: a batch job that is not running
 sends no datapoints, and that is neither an incident (``breaching``) nor a reason to sit in
 ``INSUFFICIENT_DATA`` or to keep a fired alarm in ``ALARM`` after the run ended (``missing``,
-``ignore``). What CloudWatch cannot express is returned by :func:`support` so the plan says so.
+``ignore``). How each kind is expressed (and whether natively) is one table, :data:`TABLE`, that
+both renders the alarms and tells the plan (:func:`support`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from typing import Any
 
 from provisioner.core.names import ownership_tags, resource_name
 from provisioner.core.units import format_duration, format_size
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
+from provisioner.kinds.base import Kind, Support
+from provisioner.render import cloud
+from provisioner.render.cloud import Rendering, description, percent_per_second
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
-DESCRIPTION_MAX = 1024
 NO_OOM = 1_000_000_000  # seconds: "no OOM predicted" (not growing), far beyond any horizon
 MAX_EVALUATION = 86_400  # EvaluationPeriods x Period may not exceed a day
 TREAT_MISSING = "notBreaching"  # batch jobs are not always running: no data is not an incident
-
-NATIVE, APPROXIMATED, UNSUPPORTED = "native", "approximated", "unsupported"
 
 
 @dataclass(frozen=True)
@@ -129,23 +131,8 @@ def _lit(x: float) -> str:
     return text or "0"
 
 
-def velocity_pct(job: ResolvedJob, bytes_per_minute: float) -> float:
-    """A velocity in bytes per minute as percent of the limit per second (what ``RATE`` returns)."""
-    return bytes_per_minute / 60 / job.limit * 100
-
-
-def growth_floor_pct(job: ResolvedJob) -> float:
-    g = job.growth
-    return velocity_pct(job, g.min_velocity if g.min_velocity is not None else job.limit / 360)
-
-
-def usual_velocity(job: ResolvedJob) -> float | None:
-    b = job.baseline
-    return float(b.velocity) if b is not None and b.velocity is not None else None
-
-
-class _Alarms:
-    """One job's alarms; a class only to share the job, its source and its context."""
+class Alarms:
+    """One job's alarms: the job, its source, its topics, and the shapes every kind's alarms take."""
 
     def __init__(self, spec: ResolvedSpec, job: ResolvedJob, topics: Mapping[str, str], notify_ok: bool) -> None:
         self.spec, self.job, self.src = spec, job, source(job)
@@ -221,202 +208,153 @@ class _Alarms:
             {"Id": "e", "Expression": expression, "Label": label, "ReturnData": True},
         ]
 
-    def all(self) -> list[dict[str, Any]]:
-        job, out = self.job, []
-        period = int(job.aws.period)
-        if job.usage.enabled:
-            for severity, ratio, hold in (
-                ("warning", job.warning_ratio, job.usage.warning_for),
-                ("critical", job.critical_ratio, job.usage.critical_for),
-            ):
-                summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
-                out.append(
-                    self.alarm(
-                        "usage", f"usage-{severity}", severity, summary, self.threshold(ratio * 100, hold, period)
-                    )
-                )
-        usual = usual_velocity(job)
-        if job.growth.enabled:
-            g = job.growth
-            limit = max(g.factor * velocity_pct(job, usual), growth_floor_pct(job)) if usual else growth_floor_pct(job)
-            p = _period(g.window)
-            metrics = [
-                *self.src.percent("tr", "Minimum", p),
-                {
-                    "Id": "e",
-                    "Expression": "RATE(tr)",
-                    "Label": "trough growth, % of limit per second",
-                    "ReturnData": True,
-                },
-            ]
-            n = _periods(g.for_, p, minimum=2)  # two periods: the model-load ramp of a run is one
-            summary = f"memory troughs growing over {g.factor:g}x the usual velocity"
-            out.append(
-                self.alarm(
-                    "growth",
-                    "growth",
-                    "warning",
-                    summary,
-                    {
-                        "Metrics": metrics,
-                        "EvaluationPeriods": n,
-                        "DatapointsToAlarm": n,
-                        "Threshold": _g(limit),
-                        "ComparisonOperator": "GreaterThanThreshold",
-                    },
-                )
-            )
-        if job.time_to_oom.enabled:
-            t = job.time_to_oom
-            tto = "(100 - (2 * av - tr)) / RATE(tr)"  # headroom from the sawtooth's estimated peak
-            tiers = []
-            if t.warning_horizon is not None:
-                floor = t.warning_factor * velocity_pct(job, usual) if usual else growth_floor_pct(job)
-                tiers.append(("warning", t.warning_horizon, t.warning_for, _g(floor)))
-            tiers.append(("critical", t.horizon, t.for_, 0.0))
-            for severity, horizon, hold, floor in tiers:
-                expr = f"IF(RATE(tr) > {_lit(floor)}, {tto}, {NO_OOM})"
-                n = _periods(hold, _period(t.window))
-                summary = f"at the current trend, memory reaches the limit within {format_duration(horizon)}"
-                body = {
-                    "Metrics": self.trend(t.window, expr, "predicted seconds to OOM"),
-                    "EvaluationPeriods": n,
-                    "DatapointsToAlarm": n,
-                    "Threshold": float(horizon),
-                    "ComparisonOperator": "LessThanThreshold",
-                }
-                out.append(self.alarm("time_to_oom", f"time-to-oom-{severity}", severity, summary, body))
-        if job.baseline_alert.enabled:
-            b = job.baseline_alert
-            p95 = job.baseline.peak_p95 if job.baseline else None
-            if p95:
-                summary = (
-                    f"memory above {b.factor:g}x the usual p95 peak ({format_size(p95)}B) for {format_duration(b.for_)}"
-                )
-                body = self.threshold(100 * b.factor * p95 / job.limit, b.for_, period)
-            else:
-                summary = "memory above the band CloudWatch expects from its history"
-                body = self.band("Maximum", period, 2, b.for_)
-            out.append(self.alarm("baseline", "baseline", "warning", summary, body))
-        if job.anomaly.enabled:
-            a = job.anomaly
-            summary = f"memory over {a.zscore:g} standard deviations above what CloudWatch expects at this time"
-            out.append(
-                self.alarm(
-                    "anomaly", "anomaly", "warning", summary, self.band("Average", _period(a.window), a.zscore, a.for_)
-                )
-            )
-        if self.src.platform == "eks" and job.aws.dimensions is None:
-            dims = [{"Name": k, "Value": v} for k, v in self.src.dimensions]
-            body = {
-                "Namespace": "ContainerInsights",
-                "MetricName": "pod_number_of_container_restarts",
-                "Dimensions": dims,
-                "Statistic": "Maximum",
-                "Period": 300,
-                "EvaluationPeriods": 1,
-                "DatapointsToAlarm": 1,
-                "Threshold": 0.0,
-                "ComparisonOperator": "GreaterThanThreshold",
-            }
-            out.append(self.alarm("oom_killed", "oom-killed", "warning", "a container of the job restarted", body))
-        return out
+
+# --- the kinds ------------------------------------------------------------------------------------
+def _usage(a: Alarms) -> list[dict[str, Any]]:
+    out, period = [], int(a.job.aws.period)
+    for severity, ratio, hold in usage.KIND.of(a.job).tiers():
+        summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
+        out.append(a.alarm("usage", f"usage-{severity}", severity, summary, a.threshold(ratio * 100, hold, period)))
+    return out
+
+
+def _growth(a: Alarms) -> list[dict[str, Any]]:
+    g = growth.KIND.of(a.job)
+    p = _period(g.window)
+    metrics = [
+        *a.src.percent("tr", "Minimum", p),
+        {"Id": "e", "Expression": "RATE(tr)", "Label": "trough growth, % of limit per second", "ReturnData": True},
+    ]
+    n = _periods(g.hold, p, minimum=2)  # two periods: the model-load ramp of a run is one
+    body = {
+        "Metrics": metrics,
+        "EvaluationPeriods": n,
+        "DatapointsToAlarm": n,
+        "Threshold": _g(percent_per_second(a.job, g.threshold)),
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+    return [
+        a.alarm("growth", "growth", "warning", f"memory troughs growing over {g.factor:g}x the usual velocity", body)
+    ]
+
+
+def _time_to_oom(a: Alarms) -> list[dict[str, Any]]:
+    t = time_to_oom.KIND.of(a.job)
+    tto = "(100 - (2 * av - tr)) / RATE(tr)"  # headroom from the sawtooth's estimated peak
+    tiers = []
+    if t.warning_horizon is not None:
+        tiers.append(("warning", t.warning_horizon, t.warning_hold, _g(percent_per_second(a.job, t.warning_velocity))))
+    tiers.append(("critical", t.horizon, t.hold, 0.0))
+    out = []
+    for severity, horizon, hold, floor in tiers:
+        expr = f"IF(RATE(tr) > {_lit(floor)}, {tto}, {NO_OOM})"
+        n = _periods(hold, _period(t.window))
+        summary = f"at the current trend, memory reaches the limit within {format_duration(horizon)}"
+        body = {
+            "Metrics": a.trend(t.window, expr, "predicted seconds to OOM"),
+            "EvaluationPeriods": n,
+            "DatapointsToAlarm": n,
+            "Threshold": float(horizon),
+            "ComparisonOperator": "LessThanThreshold",
+        }
+        out.append(a.alarm("time_to_oom", f"time-to-oom-{severity}", severity, summary, body))
+    return out
+
+
+def _baseline(a: Alarms) -> list[dict[str, Any]]:
+    b, job = baseline.KIND.of(a.job), a.job
+    if b.p95:
+        summary = f"memory above {b.factor:g}x the usual p95 peak ({format_size(b.p95)}B) for {format_duration(b.hold)}"
+        body = a.threshold(100 * b.factor * b.p95 / job.limit, b.hold, int(job.aws.period))
+    else:
+        summary = "memory above the band CloudWatch expects from its history"
+        body = a.band("Maximum", int(job.aws.period), 2, b.hold)
+    return [a.alarm("baseline", "baseline", "warning", summary, body)]
+
+
+def _anomaly(a: Alarms) -> list[dict[str, Any]]:
+    z = anomaly.KIND.of(a.job)
+    summary = f"memory over {z.zscore:g} standard deviations above what CloudWatch expects at this time"
+    return [a.alarm("anomaly", "anomaly", "warning", summary, a.band("Average", _period(z.window), z.zscore, z.hold))]
+
+
+def _oom_killed(a: Alarms) -> list[dict[str, Any]]:
+    body = {
+        "Namespace": "ContainerInsights",
+        "MetricName": "pod_number_of_container_restarts",
+        "Dimensions": a.src.dims(),
+        "Statistic": "Maximum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": 0.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+    return [a.alarm("oom_killed", "oom-killed", "warning", "a container of the job restarted", body)]
+
+
+def _speed(job: ResolvedJob) -> str:
+    return "" if job.usual_velocity else "; no memory.baseline.velocity, so the usual velocity is min_velocity"
+
+
+def _baseline_support(job: ResolvedJob) -> Support:
+    if baseline.KIND.of(job).p95:
+        return Support.native()
+    return Support.approximated("no recorded p95 peak: an ANOMALY_DETECTION_BAND learnt by CloudWatch instead")
+
+
+def _oom_support(job: ResolvedJob) -> Support:
+    plat = platform(job)
+    if plat == "eks" and job.aws.dimensions is None:
+        return Support.approximated(
+            "Container Insights counts container restarts, not OOM kills as such; a Job pod with restartPolicy "
+            "Never is replaced, not restarted, and is not seen"
+        )
+    why = {
+        "ecs": "ECS publishes no OOM metric (a stopped task's exit code 137 is an EventBridge event)",
+        "ec2": "the CloudWatch agent publishes no OOM-kill metric",
+        "sagemaker": "a transform job killed for memory fails; that is an EventBridge event, not a metric",
+    }
+    return Support.unsupported(why.get(plat, "no OOM metric for overridden dimensions"))
+
+
+TABLE: dict[Kind, Rendering[Alarms]] = {
+    Kind.USAGE: Rendering(lambda job: Support.native(), _usage),
+    Kind.GROWTH: Rendering(
+        lambda job: Support.approximated(
+            "RATE() of per-period troughs; the model-load ramp is skipped by requiring two periods instead of the "
+            f"warm-up{_speed(job)}"
+        ),
+        _growth,
+    ),
+    Kind.TIME_TO_OOM: Rendering(
+        lambda job: Support.approximated(
+            "(100 - peak) / RATE(trough) between two periods instead of a fitted trend; no warm-up skip" + _speed(job)
+        ),
+        _time_to_oom,
+    ),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline),
+    Kind.ANOMALY: Rendering(
+        lambda job: Support.approximated(
+            "CloudWatch's anomaly model (up to two weeks, daily and weekly seasonality) instead of a z-score against "
+            f"{anomaly.KIND.of(job).weeks} previous weeks; no min_stddev floor"
+        ),
+        _anomaly,
+    ),
+    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed),
+}
 
 
 def alarms(
     spec: ResolvedSpec, job: ResolvedJob, topics: Mapping[str, str], notify_ok: bool = True
 ) -> list[dict[str, Any]]:
     """The job's ``PutMetricAlarm`` request bodies; ``topics`` maps severity to an SNS topic ARN."""
-    return _Alarms(spec, job, topics, notify_ok).all()
+    return cloud.render(TABLE, job, Alarms(spec, job, topics, notify_ok))
 
 
-def description(spec: ResolvedSpec, job: ResolvedJob, summary: str, what: str = "alarm") -> str:
-    """Job context within CloudWatch's 1024 characters: the links are kept whole, the summary and
-    the job's display name are shortened when they do not fit."""
-    # Grafana finds a dashboard by uid alone: the slug (from the display name) is left out to save room
-    dashboard = f"{spec.environment.grafana_url}/d/{job.dashboard_uid}?var-job={job.id}&from=now-6h&to=now"
-    links = (
-        f" Runbook: {job.runbook_url} Dashboard: {dashboard} Managed by memprov: change memprov.yaml, not this {what}."
-    )
-
-    def context(name: str) -> str:
-        return (
-            f" Job {name} ({job.id}), environment {spec.env}; model {job.model_name} {job.model_version}; "
-            f"owner {job.owner}, team {job.team}; limit {format_size(job.limit)}B."
-        )
-
-    head = f"{summary[:1].upper()}{summary[1:]}."
-    name = job.name
-    over = len(head) + len(context(name)) + len(links) - DESCRIPTION_MAX
-    if over > 0 and len(name) > 40:  # a long display name goes first: the id stays
-        name = name[: max(len(name) - over - 1, 40)] + "…"
-    room = DESCRIPTION_MAX - len(context(name)) - len(links)
-    if len(head) > room:
-        head = head[: max(room - 1, 0)] + "…"
-    return (head + context(name) + links)[:DESCRIPTION_MAX]
-
-
-def support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    """(kind, level, why) for each enabled kind: native, approximated or unsupported on CloudWatch."""
-    plat, out = platform(job), []
-    if job.usage.enabled:
-        out.append(("usage", NATIVE, ""))
-    usual = usual_velocity(job)
-    speed = "" if usual else "; no memory.baseline.velocity, so the usual velocity is min_velocity"
-    if job.growth.enabled:
-        out.append(
-            (
-                "growth",
-                APPROXIMATED,
-                "RATE() of per-period troughs; the model-load ramp is skipped by "
-                f"requiring two periods instead of the warm-up{speed}",
-            )
-        )
-    if job.time_to_oom.enabled:
-        out.append(
-            (
-                "time_to_oom",
-                APPROXIMATED,
-                f"(100 - peak) / RATE(trough) between two periods instead of a fitted trend; no warm-up skip{speed}",
-            )
-        )
-    if job.baseline_alert.enabled:
-        if job.baseline and job.baseline.peak_p95:
-            out.append(("baseline", NATIVE, ""))
-        else:
-            out.append(
-                (
-                    "baseline",
-                    APPROXIMATED,
-                    "no recorded p95 peak: an ANOMALY_DETECTION_BAND learnt by CloudWatch instead",
-                )
-            )
-    if job.anomaly.enabled:
-        out.append(
-            (
-                "anomaly",
-                APPROXIMATED,
-                "CloudWatch's anomaly model (up to two weeks, daily and weekly "
-                f"seasonality) instead of a z-score against {job.anomaly.weeks} previous weeks; no min_stddev floor",
-            )
-        )
-    if plat == "eks" and job.aws.dimensions is None:
-        out.append(
-            (
-                "oom_killed",
-                APPROXIMATED,
-                "Container Insights counts container restarts, not OOM kills as "
-                "such; a Job pod with restartPolicy Never is replaced, not restarted, and is not seen",
-            )
-        )
-    else:
-        why = {
-            "ecs": "ECS publishes no OOM metric (a stopped task's exit code 137 is an EventBridge event)",
-            "ec2": "the CloudWatch agent publishes no OOM-kill metric",
-            "sagemaker": "a transform job killed for memory fails; that is an EventBridge event, not a metric",
-        }
-        out.append(("oom_killed", UNSUPPORTED, why.get(plat, "no OOM metric for overridden dimensions")))
-    return out
+def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
+    """Per enabled kind: native, approximated or unsupported on CloudWatch, and why."""
+    return cloud.supports(TABLE, job, "CloudWatch")
 
 
 def caveats(job: ResolvedJob) -> list[str]:

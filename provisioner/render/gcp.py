@@ -19,7 +19,8 @@ set, what the OOM killer counts), or the Ops Agent's ``agent.googleapis.com/memo
 
 Missing data evaluates as *inactive* on every condition, deliberately: a batch job that is not
 running sends no points, which is neither an incident nor a reason to keep one open after the run
-ended. What Cloud Monitoring cannot express is returned by :func:`support` so the plan says so.
+ended. How each kind is expressed (and whether natively) is one table, :data:`TABLE`, that both
+renders the policies and tells the plan (:func:`support`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.core.names import ownership_tags, resource_name
+from provisioner.core.promql import duration, number
 from provisioner.core.units import format_duration, format_size
-from provisioner.render.prometheus.rules import _dur, _num, growth_floor
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
+from provisioner.kinds.base import Kind, Support
+from provisioner.render import cloud
+from provisioner.render.cloud import Rendering
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
-NATIVE, APPROXIMATED, UNSUPPORTED = "native", "approximated", "unsupported"
 FORECAST_MIN, FORECAST_MAX = 3600.0, 216_000.0  # forecast_horizon: 1h to 60h
 MISSING = "EVALUATION_MISSING_DATA_INACTIVE"  # batch jobs are not always running: no data is not an incident
 SUBJECT_MAX = 255
@@ -109,19 +113,13 @@ def source(job: ResolvedJob) -> Source:
     return Source(plat, resource, usage, f"{used} AND {label}", scale)
 
 
-def usual_velocity(job: ResolvedJob) -> float | None:
-    """Bytes per second the job's troughs usually grow by, when recorded."""
-    b = job.baseline
-    return float(b.velocity) / 60 if b is not None and b.velocity is not None else None
-
-
 def _period(value: float) -> int:
     """An alignment period covering ``value``: whole minutes, at least one."""
     return max(60, math.ceil(value / 60) * 60)
 
 
-class _Policies:
-    """One job's policies; a class only to share the job, its source and its context."""
+class Policies:
+    """One job's policies: the job, its source, its channels, and the shapes every kind's policies take."""
 
     def __init__(
         self, spec: ResolvedSpec, job: ResolvedJob, channels: Mapping[str, Sequence[str]], strategy: dict[str, Any]
@@ -186,78 +184,147 @@ class _Policies:
 
     def baseline_query(self, factor: float) -> str:
         ws = self.job_ws
-        return f"{ws}\n  > {_num(factor)} * quantile_over_time(0.95, ({ws})[{HISTORY}:5m])"
+        return f"{ws}\n  > {number(factor)} * quantile_over_time(0.95, ({ws})[{HISTORY}:5m])"
 
     def anomaly_query(self) -> str:
         """memprov's z-score: the window's mean against the same window in previous weeks."""
-        a, ws = self.job.anomaly, self.job_ws
-        w = _dur(a.window)
-        offsets = [_dur(a.compare * k) for k in range(1, a.weeks + 1)]
+        a, ws = anomaly.KIND.of(self.job), self.job_ws
+        w = duration(a.window)
+        offsets = [duration(o) for o in a.offsets]
         means = [f"avg_over_time(({ws})[{w}:1m] offset {o})" for o in offsets]
         sds = [f"stddev_over_time(({ws})[{w}:1m] offset {o})" for o in offsets]
-        n = _num(a.weeks)
+        n = number(a.weeks)
         mean = "(\n    " + "\n    + ".join(means) + f"\n  ) / {n}"
         within = " + ".join(f"{sd} ^ 2" for sd in sds)
         across = " + ".join(f"({m} - {mean}) ^ 2" for m in means)
         sd = f"sqrt(({within}) / {n} + ({across}) / {n})"
-        floor = f"{_num(a.min_stddev)} * {mean}"
-        return (
-            f"(avg_over_time(({ws})[{w}:1m]) - {mean})\n/ (({sd} > {floor}) or {floor})\n  > {_num(a.zscore)}\nand {ws}"
-        )
+        floor = f"{number(a.min_stddev)} * {mean}"
+        z = number(a.zscore)
+        return f"(avg_over_time(({ws})[{w}:1m]) - {mean})\n/ (({sd} > {floor}) or {floor})\n  > {z}\nand {ws}"
 
-    # --- the kinds ---------------------------------------------------------------------------------
-    def all(self) -> list[dict[str, Any]]:
-        job, src, out = self.job, self.src, []
-        scale, period = src.scale, job.gcp.period
-        if job.usage.enabled:
-            for severity, ratio, hold in (
-                ("warning", job.warning_ratio, job.usage.warning_for),
-                ("critical", job.critical_ratio, job.usage.critical_for),
-            ):
-                summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
-                cond = self.threshold(src.usage, ratio * scale, hold, period)
-                out.append(self.policy("usage", f"usage-{severity}", severity, summary, cond))
-        if job.growth.enabled:
-            g = job.growth
-            usual = usual_velocity(job)
-            limit = max(g.factor * usual, growth_floor(job)) if usual else growth_floor(job)
-            summary = f"memory growing over {g.factor:g}x the usual velocity ({format_size(limit * 60)}B/min)"
-            cond = self.threshold(src.used, limit, g.for_, g.window, aligner="ALIGN_RATE")
-            out.append(self.policy("growth", "growth", "warning", summary, cond))
-        if job.time_to_oom.enabled:
-            t = job.time_to_oom
-            tiers = [("critical", t.horizon, t.for_)]
-            if t.warning_horizon is not None:
-                tiers.insert(0, ("warning", t.warning_horizon, t.warning_for))
-            for severity, horizon, hold in tiers:
-                forecast = min(max(horizon, FORECAST_MIN), FORECAST_MAX)
-                summary = f"forecast to reach the memory limit within {format_duration(forecast)}"
-                cond = self.threshold(src.usage, scale, hold, job.trough_window, aligner="ALIGN_MEAN")
-                cond["conditionThreshold"]["forecastOptions"] = {"forecastHorizon": seconds(forecast)}
-                out.append(self.policy("time_to_oom", f"time-to-oom-{severity}", severity, summary, cond))
-        if job.baseline_alert.enabled:
-            b = job.baseline_alert
-            p95 = job.baseline.peak_p95 if job.baseline else None
-            if p95:
-                summary = (
-                    f"memory above {b.factor:g}x the usual p95 peak ({format_size(p95)}B) for {format_duration(b.for_)}"
-                )
-                cond = self.threshold(src.usage, scale * b.factor * p95 / job.limit, b.for_, period)
-                out.append(self.policy("baseline", "baseline", "warning", summary, cond))
-            elif job.gcp.managed_prometheus:
-                summary = f"memory above {b.factor:g}x the p95 of the last {HISTORY} for {format_duration(b.for_)}"
-                cond = self.promql(self.baseline_query(b.factor), b.for_, "BatchJobMemoryAboveBaseline", "warning")
-                out.append(self.policy("baseline", "baseline", "warning", summary, cond))
-        if job.anomaly.enabled and job.gcp.managed_prometheus:
-            a = job.anomaly
-            summary = f"memory over {a.zscore:g} standard deviations above the same time in previous weeks"
-            cond = self.promql(self.anomaly_query(), a.for_, "BatchJobMemoryAnomaly", "warning")
-            out.append(self.policy("anomaly", "anomaly", "warning", summary, cond))
-        if src.platform == "gke" and job.gcp.filter is None:
-            metric = 'metric.type = "kubernetes.io/container/restart_count"'
-            cond = self.threshold(metric, 0, 0, 300, aligner="ALIGN_DELTA")
-            out.append(self.policy("oom_killed", "oom-killed", "warning", "a container of the job restarted", cond))
-        return out
+
+# --- the kinds ------------------------------------------------------------------------------------
+def _usage(c: Policies) -> list[dict[str, Any]]:
+    out = []
+    for severity, ratio, hold in usage.KIND.of(c.job).tiers():
+        summary = f"memory above {ratio:.0%} of the limit for {format_duration(hold)}"
+        cond = c.threshold(c.src.usage, ratio * c.src.scale, hold, c.job.gcp.period)
+        out.append(c.policy("usage", f"usage-{severity}", severity, summary, cond))
+    return out
+
+
+def _growth(c: Policies) -> list[dict[str, Any]]:
+    g = growth.KIND.of(c.job)
+    summary = f"memory growing over {g.factor:g}x the usual velocity ({format_size(g.threshold * 60)}B/min)"
+    cond = c.threshold(c.src.used, g.threshold, g.hold, g.window, aligner="ALIGN_RATE")
+    return [c.policy("growth", "growth", "warning", summary, cond)]
+
+
+def _time_to_oom(c: Policies) -> list[dict[str, Any]]:
+    t, out = time_to_oom.KIND.of(c.job), []
+    tiers = [("critical", t.horizon, t.hold)]
+    if t.warning_horizon is not None:
+        tiers.insert(0, ("warning", t.warning_horizon, t.warning_hold))
+    for severity, horizon, hold in tiers:
+        forecast = min(max(horizon, FORECAST_MIN), FORECAST_MAX)
+        summary = f"forecast to reach the memory limit within {format_duration(forecast)}"
+        cond = c.threshold(c.src.usage, c.src.scale, hold, c.job.trough_window, aligner="ALIGN_MEAN")
+        cond["conditionThreshold"]["forecastOptions"] = {"forecastHorizon": seconds(forecast)}
+        out.append(c.policy("time_to_oom", f"time-to-oom-{severity}", severity, summary, cond))
+    return out
+
+
+def _baseline(c: Policies) -> list[dict[str, Any]]:
+    b, job = baseline.KIND.of(c.job), c.job
+    if b.p95:
+        summary = f"memory above {b.factor:g}x the usual p95 peak ({format_size(b.p95)}B) for {format_duration(b.hold)}"
+        cond = c.threshold(c.src.usage, c.src.scale * b.factor * b.p95 / job.limit, b.hold, job.gcp.period)
+    else:
+        summary = f"memory above {b.factor:g}x the p95 of the last {HISTORY} for {format_duration(b.hold)}"
+        cond = c.promql(c.baseline_query(b.factor), b.hold, "BatchJobMemoryAboveBaseline", "warning")
+    return [c.policy("baseline", "baseline", "warning", summary, cond)]
+
+
+def _anomaly(c: Policies) -> list[dict[str, Any]]:
+    a = anomaly.KIND.of(c.job)
+    summary = f"memory over {a.zscore:g} standard deviations above the same time in previous weeks"
+    cond = c.promql(c.anomaly_query(), a.hold, "BatchJobMemoryAnomaly", "warning")
+    return [c.policy("anomaly", "anomaly", "warning", summary, cond)]
+
+
+def _oom_killed(c: Policies) -> list[dict[str, Any]]:
+    metric = 'metric.type = "kubernetes.io/container/restart_count"'
+    cond = c.threshold(metric, 0, 0, 300, aligner="ALIGN_DELTA")
+    return [c.policy("oom_killed", "oom-killed", "warning", "a container of the job restarted", cond)]
+
+
+def _usage_support(job: ResolvedJob) -> Support:
+    if job.runtime == "process" and platform(job) == "gce":
+        return Support.approximated("the Ops Agent's memory of the whole VM, not of the process")
+    return Support.native()
+
+
+def _growth_support(job: ResolvedJob) -> Support:
+    speed = "" if job.usual_velocity else "; no memory.baseline.velocity, so the usual velocity is min_velocity"
+    return Support.approximated(
+        "ALIGN_RATE of the used bytes between the ends of each alignment period, not the troughs' "
+        f"fitted slope; no warm-up skip{speed}"
+    )
+
+
+def _time_to_oom_support(job: ResolvedJob) -> Support:
+    t = time_to_oom.KIND.of(job)
+    horizons = [h for h in (t.horizon, t.warning_horizon) if h is not None]
+    extra = "".join(
+        f"; horizon {format_duration(h)} {verb} Cloud Monitoring's {edge} of {format_duration(limit)}"
+        for h in horizons
+        for verb, edge, limit, off in (
+            ("raised to", "minimum", FORECAST_MIN, h < FORECAST_MIN),
+            ("capped at", "maximum", FORECAST_MAX, h > FORECAST_MAX),
+        )
+        if off
+    )
+    return Support.approximated(f"Cloud Monitoring's forecast of the mean usage instead of the troughs' trend{extra}")
+
+
+def _baseline_support(job: ResolvedJob) -> Support:
+    if baseline.KIND.of(job).p95:
+        return Support.native()
+    if job.gcp.managed_prometheus:
+        return Support.native("PromQL condition over Managed Service for Prometheus")
+    return Support.unsupported(
+        "no recorded p95 peak and no PromQL: record memory.baseline or set gcp.managed_prometheus"
+    )
+
+
+def _anomaly_support(job: ResolvedJob) -> Support:
+    if job.gcp.managed_prometheus:
+        return Support.native("PromQL condition over Managed Service for Prometheus")
+    return Support.unsupported(
+        "Cloud Monitoring has no seasonal z-score outside PromQL; set gcp.managed_prometheus "
+        "if Managed Service for Prometheus collects the job's series"
+    )
+
+
+def _oom_support(job: ResolvedJob) -> Support:
+    plat = platform(job)
+    if plat == "gke" and job.gcp.filter is None:
+        return Support.approximated(
+            "GKE counts container restarts, not OOM kills as such; a Job pod with restartPolicy Never "
+            "is replaced, not restarted, and is not seen"
+        )
+    why = "the Ops Agent publishes no OOM-kill metric" if plat == "gce" else "no OOM metric for an overridden filter"
+    return Support.unsupported(why)
+
+
+TABLE: dict[Kind, Rendering[Policies]] = {
+    Kind.USAGE: Rendering(_usage_support, _usage),
+    Kind.GROWTH: Rendering(_growth_support, _growth),
+    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline),
+    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly),
+    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed),
+}
 
 
 def policies(
@@ -271,7 +338,7 @@ def policies(
     strategy: dict[str, Any] = {"autoClose": seconds(auto_close)}
     if rate_limit is not None:
         strategy["notificationRateLimit"] = {"period": seconds(rate_limit)}
-    return _Policies(spec, job, channels, strategy).all()
+    return cloud.render(TABLE, job, Policies(spec, job, channels, strategy))
 
 
 def dashboard_link(spec: ResolvedSpec, job: ResolvedJob) -> str:
@@ -308,83 +375,9 @@ def documentation(spec: ResolvedSpec, job: ResolvedJob, severity: str, summary: 
     }
 
 
-def support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    """(kind, level, why) for each enabled kind: native, approximated or unsupported on Cloud Monitoring."""
-    plat, mp, out = platform(job), job.gcp.managed_prometheus, []
-    if job.usage.enabled:
-        if job.runtime == "process" and plat == "gce":
-            out.append(("usage", APPROXIMATED, "the Ops Agent's memory of the whole VM, not of the process"))
-        else:
-            out.append(("usage", NATIVE, ""))
-    speed = "" if usual_velocity(job) else "; no memory.baseline.velocity, so the usual velocity is min_velocity"
-    if job.growth.enabled:
-        out.append(
-            (
-                "growth",
-                APPROXIMATED,
-                "ALIGN_RATE of the used bytes between the ends of each alignment period, not the troughs' "
-                f"fitted slope; no warm-up skip{speed}",
-            )
-        )
-    if job.time_to_oom.enabled:
-        t = job.time_to_oom
-        horizons = [h for h in (t.horizon, t.warning_horizon) if h is not None]
-        extra = "".join(
-            f"; horizon {format_duration(h)} {verb} Cloud Monitoring's {edge} of {format_duration(limit)}"
-            for h in horizons
-            for verb, edge, limit, off in (
-                ("raised to", "minimum", FORECAST_MIN, h < FORECAST_MIN),
-                ("capped at", "maximum", FORECAST_MAX, h > FORECAST_MAX),
-            )
-            if off
-        )
-        out.append(
-            (
-                "time_to_oom",
-                APPROXIMATED,
-                f"Cloud Monitoring's forecast of the mean usage instead of the troughs' trend{extra}",
-            )
-        )
-    if job.baseline_alert.enabled:
-        if job.baseline and job.baseline.peak_p95:
-            out.append(("baseline", NATIVE, ""))
-        elif mp:
-            out.append(("baseline", NATIVE, "PromQL condition over Managed Service for Prometheus"))
-        else:
-            out.append(
-                (
-                    "baseline",
-                    UNSUPPORTED,
-                    "no recorded p95 peak and no PromQL: record memory.baseline or set gcp.managed_prometheus",
-                )
-            )
-    if job.anomaly.enabled:
-        if mp:
-            out.append(("anomaly", NATIVE, "PromQL condition over Managed Service for Prometheus"))
-        else:
-            out.append(
-                (
-                    "anomaly",
-                    UNSUPPORTED,
-                    "Cloud Monitoring has no seasonal z-score outside PromQL; set gcp.managed_prometheus "
-                    "if Managed Service for Prometheus collects the job's series",
-                )
-            )
-    if plat == "gke" and job.gcp.filter is None:
-        out.append(
-            (
-                "oom_killed",
-                APPROXIMATED,
-                "GKE counts container restarts, not OOM kills as such; a Job pod with restartPolicy Never "
-                "is replaced, not restarted, and is not seen",
-            )
-        )
-    else:
-        why = (
-            "the Ops Agent publishes no OOM-kill metric" if plat == "gce" else "no OOM metric for an overridden filter"
-        )
-        out.append(("oom_killed", UNSUPPORTED, why))
-    return out
+def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
+    """Per enabled kind: native, approximated or unsupported on Cloud Monitoring, and why."""
+    return cloud.supports(TABLE, job, "Cloud Monitoring")
 
 
 def caveats(job: ResolvedJob) -> list[str]:

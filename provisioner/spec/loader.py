@@ -21,7 +21,7 @@ from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, PATTERN
 from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type, union_tags
 from provisioner.spec.model import Spec
 from provisioner.spec.resolve import resolve
-from provisioner.spec.resolved import ResolvedSpec
+from provisioner.spec.resolved import ResolvedSpec, TargetBlocks
 
 DEFAULT_ENV = "local"
 
@@ -265,12 +265,14 @@ def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> 
     if problems:
         raise SpecError(problems)
     spec, vprobs = _validate(Spec, data, merger.where, spec_doc.file)
-    targets, tprobs = _targets(environment, ewhere, str(Path("environments") / f"{env}.yaml"))
-    if vprobs or tprobs:
-        raise SpecError(vprobs + tprobs)
+    if vprobs:
+        raise SpecError(vprobs)
     resolved, rprobs = resolve(spec, env, environment, spec_file, tuple(sources))
     if rprobs or resolved is None:
         raise SpecError([_locate(path, msg, merger.where, spec_doc.file) for path, msg in rprobs])
+    targets = TargetBlocks(
+        {str(k): v for k, v in environment.targets.items()}, str(Path("environments") / f"{env}.yaml"), ewhere
+    )
     return dataclasses.replace(resolved, targets=targets)
 
 
@@ -303,28 +305,11 @@ def _baselines(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
     return {job: {"memory": {"baseline": b}} for job, b in jobs.items()}, problems
 
 
-def _targets(environment: Environment, where: dict[Loc, Where], file: str) -> tuple[dict[str, Any], list[Problem]]:
-    """Validate each ``targets.<backend>`` block with the model of its ``type``."""
-    from provisioner.backends.registry import target_models
+def validate_block(model: type[BaseModel], data: Any, blocks: TargetBlocks, prefix: Loc) -> tuple[Any, list[Problem]]:
+    """One block of an environment file (``targets.<backend>``) validated by ``model``, problems located."""
+    return _validate(model, data, dict(blocks.where), blocks.file, prefix=prefix)
 
-    out: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for backend, raw in environment.targets.items():
-        models = target_models(backend)
-        kind = raw.get("type", "files") if isinstance(raw, dict) else None
-        path: Loc = ("targets", backend)
-        if kind not in models:
-            problems.append(
-                _locate(
-                    (*path, "type"),
-                    f"unknown target type {kind!r} for {backend}"
-                    f"{did_you_mean(str(kind), models)}; available: {', '.join(models)}",
-                    where,
-                    file,
-                )
-            )
-            continue
-        config, probs = _validate(models[kind], raw, where, file, prefix=path)
-        problems += probs
-        out[backend] = config
-    return out, problems
+
+def locate(blocks: TargetBlocks, path: Loc, msg: str) -> Problem:
+    """A problem at ``path`` of the environment file, with its line."""
+    return _locate(path, msg, dict(blocks.where), blocks.file)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
-from provisioner.core.types import Duration, SecretRef, Size, ThresholdValue
+from provisioner.core.types import Duration, SecretRef, Size, Strict, ThresholdValue
 from provisioner.core.units import format_duration
+from provisioner.kinds.anomaly import Anomaly
+from provisioner.kinds.baseline import BaselineAlert
+from provisioner.kinds.growth import Growth
+from provisioner.kinds.time_to_oom import TimeToOom
+from provisioner.kinds.usage import Usage
 from provisioner.spec.merge import Merge
 
 BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure", "gcp"]
@@ -35,10 +40,6 @@ PATTERN_HELP = {
     METRIC_PATTERN: "use a Prometheus metric name (letters, digits, '_' and ':', not starting with a digit)",
 }
 """How to write a value that must match a pattern; the loader says this instead of the regex."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # --- notifications -------------------------------------------------------------------------
@@ -97,85 +98,10 @@ class Route(Strict):
         return [v] if isinstance(v, str) else v
 
 
-# --- alert settings ------------------------------------------------------------------------
+# --- alert settings: each kind's own model lives in its module under provisioner.kinds -----------
 class Thresholds(Strict):
     warning: ThresholdValue
     critical: ThresholdValue
-
-
-class Usage(Strict):
-    """Working set against the limit, above a threshold for a sustained time."""
-
-    enabled: bool = True
-    warning_for: Duration = Field(default=300.0, description="how long above warning before firing")
-    critical_for: Duration = Field(default=120.0, description="how long above critical before firing")
-
-
-class Growth(Strict):
-    """Sustained growth faster than ``factor`` times the job's usual velocity."""
-
-    enabled: bool = True
-    factor: float = Field(default=3.0, gt=1)
-    window: Duration = Field(default=900.0, description="the troughs' slope is fitted over this window")
-    for_: Duration = Field(default=300.0, alias="for")
-    warmup: Duration = Field(default=300.0, description="ignore the model-load ramp at the start of a run")
-    min_velocity: Size | None = Field(
-        default=None,
-        description="growth slower than this (bytes per minute) never alerts; default: the limit per 6 hours",
-    )
-
-
-class TimeToOom(Strict):
-    """The trend of the run's troughs reaches the limit within ``horizon`` (critical), or within
-    ``warning_horizon`` while growing ``warning_factor`` times faster than usual (warning).
-
-    The warning tier is what catches slow leaks early: a healthy run would in theory also fill
-    its limit in a few hours at its usual velocity, but it ends first, so the warning also asks
-    for growth clearly above the job's usual velocity.
-    """
-
-    enabled: bool = True
-    horizon: Duration = Field(default=1800.0, description="critical when the limit is reached within this")
-    window: Duration = Field(default=900.0, description="the troughs' trend is fitted over this window")
-    for_: Duration = Field(default=120.0, alias="for")
-    warning_horizon: Duration | None = Field(
-        default=14400.0, description="warning when the limit is reached within this (and growth is unusual)"
-    )
-    warning_factor: float = Field(
-        default=1.5, gt=1, description="the warning also needs the troughs to grow this many times faster than usual"
-    )
-    warning_for: Duration = Field(default=600.0, description="how long the warning condition must hold")
-
-    @model_validator(mode="after")
-    def _horizons(self) -> TimeToOom:
-        if self.warning_horizon is not None and self.warning_horizon <= self.horizon:
-            raise ValueError(
-                f"warning_horizon ({format_duration(self.warning_horizon)}) must be longer than horizon "
-                f"({format_duration(self.horizon)}); raise it, or set warning_horizon: null to have no warning tier"
-            )
-        return self
-
-
-class Anomaly(Strict):
-    """Z-score of the run's memory against the same job in previous weeks."""
-
-    enabled: bool = True
-    zscore: float = Field(default=3.0, gt=0)
-    compare: Duration = Field(default=604800.0, description="how far back to compare, e.g. 1w")
-    weeks: int = Field(default=3, ge=1, le=8)
-    window: Duration = Field(default=1800.0, description="compare the average over this window")
-    min_stddev: float = Field(
-        default=0.1, gt=0, le=1, description="floor of the standard deviation, as a fraction of the usual level"
-    )
-    for_: Duration = Field(default=600.0, alias="for")
-
-
-class BaselineAlert(Strict):
-    """The run's peak far above the p95 peak of past successful runs."""
-
-    enabled: bool = True
-    factor: float = Field(default=1.3, gt=1)
-    for_: Duration = Field(default=300.0, alias="for")
 
 
 class Baseline(Strict):

@@ -14,12 +14,15 @@ from pydantic import BaseModel
 
 from provisioner.core import names
 from provisioner.core.errors import did_you_mean
-from provisioner.core.promql import sources
+from provisioner.core.promql import Sources
 from provisioner.core.types import Threshold
 from provisioner.core.units import format_size
+from provisioner.kinds import ALL as KINDS
+from provisioner.kinds.base import Facts, Kind, NoSettings, Params
 from provisioner.spec.environment import Environment
-from provisioner.spec.model import Job, Route, Spec
+from provisioner.spec.model import Baseline, Job, Route, Spec
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
+from provisioner.spec.sources import sources
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -77,6 +80,33 @@ def _check_route(route: Route, path: Loc, channels: Mapping[str, object], proble
                         f"{did_you_mean(name, channels)}; defined under notifications: {known}",
                     )
                 )
+
+
+def _usual_velocity(baseline: Baseline | None) -> float | None:
+    """The recorded usual velocity of the troughs, in bytes per second (the spec writes it per minute)."""
+    return baseline.velocity / 60 if baseline is not None and baseline.velocity is not None else None
+
+
+def _kinds(
+    spec: Spec, job: Job, limit: int, warn: int, crit: int, trough: float, evaluation: float, src: Sources
+) -> dict[Kind, Params]:
+    """Every kind's derived values for ``job``: defaults overlaid with the job's settings, then derived once."""
+    b = job.memory.baseline
+    facts = Facts(
+        limit=limit,
+        warning_bytes=warn,
+        critical_bytes=crit,
+        peak_p50=b.peak_p50 if b else None,
+        peak_p95=b.peak_p95 if b else None,
+        usual_velocity=_usual_velocity(b),
+        trough_window=trough,
+        evaluation_interval=evaluation,
+        sources=src,
+    )
+    settings: dict[str, BaseModel] = {
+        k.key: overlay(getattr(spec.defaults, k.key), getattr(job, k.key)) for k in KINDS if k.key is not None
+    }
+    return {k.kind: k.derive(settings[k.key] if k.key else NoSettings(), facts, settings) for k in KINDS}
 
 
 def resolve(
@@ -158,6 +188,10 @@ def resolve(
         azure = overlay(d.azure, job.azure)
         if "azure" in backends and (missing := azure.missing(job.runtime)):
             problems.append(((*jp, "azure") if job.azure else jp, missing))
+        trough = job.trough_window or d.trough_window
+        evaluation = d.evaluation_interval or d.scrape_interval
+        src = sources(job.runtime, job.selector, job.metrics, job_id)
+        alerts = _kinds(spec, job, limit, warn, crit, trough, evaluation, src)
         uid = names.dashboard_uid(env, job_id)
         dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"
         runbook = (job.runbook_url or d.runbook_url).replace("{job}", job_id).replace("{env}", env)
@@ -177,18 +211,15 @@ def resolve(
                 thresholds=thresholds,
                 warning_bytes=warn,
                 critical_bytes=crit,
-                trough_window=job.trough_window or d.trough_window,
-                usage=overlay(d.usage, job.usage),
-                growth=overlay(d.growth, job.growth),
-                time_to_oom=overlay(d.time_to_oom, job.time_to_oom),
-                anomaly=overlay(d.anomaly, job.anomaly),
-                baseline_alert=overlay(d.baseline_alert, job.baseline_alert),
+                trough_window=trough,
+                usual_velocity=_usual_velocity(job.memory.baseline),
+                alerts=alerts,
                 route=route,
                 backends=backends,
                 runbook_url=runbook,
                 dashboard_uid=uid,
                 dashboard_url=dash_url,
-                sources=sources(job.runtime, job.selector, job.metrics, job_id),
+                sources=src,
                 labels={**d.labels, **environment.labels, **job.labels},
                 gcp=gcp,
                 aws=aws,

@@ -1,33 +1,21 @@
 """The resolved spec: frozen, fully defaulted data that renderers consume.
 
 Renderers never look at raw spec models: every job carries its thresholds in bytes and as a
-ratio of the limit, its merged alert settings, routes, links and metric names.
+ratio of the limit, each alert kind's derived values (``alerts``, read with ``KIND.of(job)``),
+routes, links and metric names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provisioner.core.promql import Sources
+from provisioner.kinds.base import Kind, Params
 from provisioner.spec.environment import Environment
-from provisioner.spec.model import (
-    Anomaly,
-    Aws,
-    Azure,
-    Baseline,
-    BaselineAlert,
-    Gcp,
-    Growth,
-    Notification,
-    Route,
-    Runtime,
-    Selector,
-    Thresholds,
-    TimeToOom,
-    Usage,
-)
+from provisioner.spec.model import Aws, Azure, Baseline, Gcp, Notification, Route, Runtime, Selector, Thresholds
 
 
 @dataclass(frozen=True)
@@ -47,11 +35,8 @@ class ResolvedJob:
     warning_bytes: int
     critical_bytes: int
     trough_window: float
-    usage: Usage
-    growth: Growth
-    time_to_oom: TimeToOom
-    anomaly: Anomaly
-    baseline_alert: BaselineAlert
+    usual_velocity: float | None  # bytes per second: how fast the troughs of past runs grew (baseline)
+    alerts: Mapping[Kind, Params]  # every kind's derived values, in Kind order; read with KIND.of(job)
     route: Route
     backends: tuple[str, ...]
     runbook_url: str
@@ -73,6 +58,19 @@ class ResolvedJob:
 
 
 @dataclass(frozen=True)
+class TargetBlocks:
+    """The environment's ``targets.<backend>`` blocks as written, and where each key is.
+
+    Each block is validated by the backend registry (:func:`provisioner.backends.registry.configure`),
+    which knows every backend's target models; the spec knows none of them.
+    """
+
+    blocks: Mapping[str, Any] = field(default_factory=dict)
+    file: str = ""
+    where: Mapping[tuple[str | int, ...], tuple[str, int | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ResolvedSpec:
     name: str
     env: str
@@ -83,7 +81,7 @@ class ResolvedSpec:
     notifications: dict[str, Notification]
     jobs: tuple[ResolvedJob, ...]
     sources: tuple[str, ...] = ()
-    targets: dict[str, Any] = field(default_factory=dict)  # backend -> validated target config
+    targets: TargetBlocks = field(default_factory=TargetBlocks)
 
     @property
     def base_dir(self) -> Path:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from provisioner.analysis.evaluate.inline import inline_group
-from provisioner.analysis.evaluate.prom import Labels, labels_of
 from provisioner.core.units import parse_duration
+from provisioner.history.promapi import Labels, labels_of
 
 
 class RangeQuerier(Protocol):

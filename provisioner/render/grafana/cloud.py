@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.kinds.base import Kind, Support
+from provisioner.render import azure, cloudwatch, gcp
 from provisioner.render.grafana.panels import (
     Layout,
     PanelBuilder,
@@ -36,17 +38,15 @@ class Cloud:
     title: str
     plugin: str  # Grafana data source type
     queries: Callable[[ResolvedSpec, ResolvedJob], list[dict[str, Any]]]  # the last one is shown
-    support: Callable[[ResolvedJob], list[tuple[str, str, str]]]
+    support: Callable[[ResolvedJob], list[tuple[Kind, Support]]]
     alarms: str  # what the cloud calls its alerts, for texts
     available: Callable[[ResolvedJob], bool] = lambda job: False  # the series is memory *available*, in %
     fraction: Callable[[ResolvedJob], bool] = lambda job: False  # the series is a fraction (0–1), not percent
 
 
 def _cloudwatch_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
-    from provisioner.render.cloudwatch import source
-
-    src = source(job)
-    region = getattr(spec.targets.get("cloudwatch"), "region", None) or "default"
+    src = cloudwatch.source(job)
+    region = str(spec.targets.blocks.get("cloudwatch", {}).get("region") or "default")
     base = {
         "queryMode": "Metrics",
         "region": region,
@@ -73,16 +73,8 @@ def _cloudwatch_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, 
     ]
 
 
-def _cloudwatch_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    from provisioner.render.cloudwatch import support
-
-    return support(job)
-
-
 def _azure_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
-    from provisioner.render.azure import source
-
-    src = source(job)
+    src = azure.source(job)
     parts = src.scope.strip("/").split("/")  # subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME
     ids = {
         parts[i].lower(): parts[i + 1]
@@ -115,15 +107,7 @@ def _azure_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]
 
 
 def _azure_available(job: ResolvedJob) -> bool:
-    from provisioner.render.azure import source
-
-    return source(job).available
-
-
-def _azure_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    from provisioner.render.azure import support
-
-    return support(job)
+    return azure.source(job).available
 
 
 def _gcp_filters(clauses: str) -> list[str]:
@@ -146,10 +130,8 @@ def _gcp_filters(clauses: str) -> list[str]:
 
 
 def _gcp_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
-    from provisioner.render.gcp import source
-
-    src = source(job)
-    project = job.gcp.project or getattr(spec.targets.get("gcp"), "project", None) or ""
+    src = gcp.source(job)
+    project = job.gcp.project or str(spec.targets.blocks.get("gcp", {}).get("project") or "")
     return [
         {
             "queryType": "timeSeriesList",
@@ -168,25 +150,17 @@ def _gcp_queries(spec: ResolvedSpec, job: ResolvedJob) -> list[dict[str, Any]]:
 
 
 def _gcp_fraction(job: ResolvedJob) -> bool:
-    from provisioner.render.gcp import source
-
-    return source(job).scale == 1.0
-
-
-def _gcp_support(job: ResolvedJob) -> list[tuple[str, str, str]]:
-    from provisioner.render.gcp import support
-
-    return support(job)
+    return gcp.source(job).scale == 1.0
 
 
 CLOUDS = {
-    "cloudwatch": Cloud("cloudwatch", "CloudWatch", "cloudwatch", _cloudwatch_queries, _cloudwatch_support, "alarms"),
+    "cloudwatch": Cloud("cloudwatch", "CloudWatch", "cloudwatch", _cloudwatch_queries, cloudwatch.support, "alarms"),
     "azure": Cloud(
         "azure",
         "Azure Monitor",
         "grafana-azure-monitor-datasource",
         _azure_queries,
-        _azure_support,
+        azure.support,
         "metric alert rules",
         _azure_available,
     ),
@@ -195,7 +169,7 @@ CLOUDS = {
         "Cloud Monitoring",
         "stackdriver",
         _gcp_queries,
-        _gcp_support,
+        gcp.support,
         "alert policies",
         fraction=_gcp_fraction,
     ),
@@ -233,7 +207,7 @@ def cloud_job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob, clou
         ]
         what = "Available memory, %"
         lines = f"The alerts fire below {100 - warn:.0f} % available (warning) and {100 - crit:.0f} % (critical)."
-    rows = "\n".join(f"| {kind} | {level} | {why or '—'} |" for kind, level, why in cloud.support(job))
+    rows = "\n".join(f"| {k.value} | {s.level.value} | {s.why or '—'} |" for k, s in cloud.support(job))
     support = (
         f"How memprov's alert kinds are expressed as {cloud.title} {cloud.alarms} for this job:\n\n"
         f"| kind | on {cloud.title} | how |\n|---|---|---|\n{rows}\n"

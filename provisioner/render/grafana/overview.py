@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from provisioner.core.promql import quote
 from provisioner.core.units import format_duration
+from provisioner.kinds import anomaly, growth, time_to_oom
 from provisioner.kinds import series as s
 from provisioner.render.grafana.panels import (
     Layout,
@@ -61,9 +62,9 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
     def shared(values: set[float]) -> float | None:
         return values.pop() if len(values) == 1 else None
 
-    horizon = shared({j.time_to_oom.horizon for j in jobs})
-    zscore = shared({j.anomaly.zscore for j in jobs})
-    factor = shared({j.growth.factor for j in jobs})
+    horizon = shared({time_to_oom.KIND.of(j).horizon for j in jobs})
+    zscore = shared({anomaly.KIND.of(j).zscore for j in jobs})
+    factor = shared({growth.KIND.of(j).factor for j in jobs})
     y = 1 + height
     panels = [
         b.row("All jobs by headroom", 0),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from provisioner.core import names
 from provisioner.core.promql import quote
 from provisioner.core.units import format_duration, format_size
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom
 from provisioner.kinds import series as s
 from provisioner.render.templating import render_data
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
@@ -195,7 +196,9 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
     legend = "{{" + "}} {{".join(src.group_by[1:] or src.group_by) + "}}"
     limit_steps = steps(("orange", job.warning_bytes), ("red", job.critical_bytes))
     ratio_steps = steps(("orange", job.warning_ratio), ("red", job.critical_ratio))
-    horizon, warn_horizon = job.time_to_oom.horizon, job.time_to_oom.warning_horizon
+    tto, growth_p = time_to_oom.KIND.of(job), growth.KIND.of(job)
+    base_p, anomaly_p = baseline.KIND.of(job), anomaly.KIND.of(job)
+    horizon, warn_horizon = tto.horizon, tto.warning_horizon
     blue_band = [color("blue"), prop("custom.lineWidth", 1), DASHED]
     panels = [
         b.row("Memory against the limit", 0),
@@ -259,23 +262,22 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.stat(
             "Peak vs baseline p95",
-            f"Peak in range as a share of the baseline p95; the baseline alert fires above "
-            f"{job.baseline_alert.factor:g}x.",
+            f"Peak in range as a share of the baseline p95; the baseline alert fires above {base_p.factor:g}x.",
             f'max_over_time({s.JOB_WS}{jsel}[$__range]) / on () {s.BASELINE_PEAK}{{memprov_job="$job", '
             f'memprov_env={env}, quantile="0.95"}}',
             b.pos(16, 10, 8, 4),
             "percentunit",
-            steps(("orange", 1.0), ("red", job.baseline_alert.factor)),
+            steps(("orange", 1.0), ("red", base_p.factor)),
         ),
         b.row("Growth, prediction and anomalies", 14),
         b.timeseries(
             "Growth rate vs baseline velocity",
             f"Velocity of the working set's troughs (the sawtooth's floor) per instance, against the usual "
-            f"velocity of past runs; the growth alert fires above {job.growth.factor:g}x the usual velocity.",
+            f"velocity of past runs; the growth alert fires above {growth_p.factor:g}x the usual velocity.",
             [
                 b.target(f"{s.VELOCITY}{isel}", legend, "A"),
                 b.target(f"{s.BASELINE_VELOCITY}{jsel}", "usual velocity", "B"),
-                b.target(f"{job.growth.factor:g} * {s.BASELINE_VELOCITY}{jsel}", "alert threshold", "C"),
+                b.target(f"{growth_p.factor:g} * {s.BASELINE_VELOCITY}{jsel}", "alert threshold", "C"),
             ],
             b.pos(0, 15, 8, 8),
             "Bps",
@@ -290,7 +292,7 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
             f"alert fires below {format_duration(horizon)} (red)"
             + (
                 f", the warning below {format_duration(warn_horizon)} (orange) when the troughs also grow over "
-                f"{job.time_to_oom.warning_factor:g}x faster than usual."
+                f"{tto.warning_factor:g}x faster than usual."
                 if warn_horizon
                 else "."
             ),
@@ -310,12 +312,12 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.timeseries(
             "Anomaly z-score",
-            f"How unusual the job's memory is against the same time in the previous {job.anomaly.weeks} "
-            f"weeks; the anomaly alert fires above {job.anomaly.zscore:g}.",
+            f"How unusual the job's memory is against the same time in the previous {anomaly_p.weeks} "
+            f"weeks; the anomaly alert fires above {anomaly_p.zscore:g}.",
             [b.target(f"{s.ZSCORE}{jsel}", "z-score", "A")],
             b.pos(16, 15, 8, 8),
             "none",
-            steps(("red", job.anomaly.zscore)),
+            steps(("red", anomaly_p.zscore)),
             "dashed",
         ),
         b.row("Per node and per instance", 23),

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from provisioner.kinds import growth
 from provisioner.kinds import series as s
 from provisioner.spec.resolved import ResolvedJob
 
@@ -79,7 +80,7 @@ class JobSample:
 
     @cached_property
     def velocities(self) -> list[Series]:
-        window = max(2, round(self.job.growth.window / 60))
+        window = max(2, round(growth.KIND.of(self.job).window / 60))
         out = []
         for tr in self.troughs:
             row: Series = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from provisioner.core.promql import WRAPPER_RSS
 from provisioner.core.units import format_duration
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
 from provisioner.render.prometheus import rules as prom
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -71,8 +72,8 @@ def shape(spec: ResolvedSpec, job: ResolvedJob) -> Shape:
     p95 = min(p95, 0.92 * warn)
     p50 = float(b.peak_p50) if b and b.peak_p50 else 0.85 * p95
     amp = max(min(p95 - p50, 0.25 * p95), 0.04 * limit)
-    v0 = float(b.velocity) / 60 if b and b.velocity else 0.0
-    growth_min = max(job.growth.factor * max(v0, 1.0), prom.growth_floor(job))
+    v0 = job.usual_velocity or 0.0
+    growth_min = growth.KIND.of(job).threshold
     period = min(job.trough_window * 0.6, 3 * MIN)
     return Shape(limit, warn, float(job.critical_bytes), p50, p95, amp, v0, growth_min, period, spec.scrape_interval)
 
@@ -102,7 +103,7 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
     s = shape(spec, job)
     ev = spec.evaluation_interval
     margin = 2 * MIN + 2 * ev
-    names = set(prom.alert_names(job))
+    names = {r["alert"] for r in prom.rule_group(spec, job)["rules"] if "alert" in r}
     out: list[Scenario] = []
 
     # healthy run with a transient spike: nothing may fire
@@ -135,17 +136,17 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
 
     oom = onset + (s.limit - s.amp - start_level) / v_s
     sc = Scenario("surge", oom, sawtooth(s, 0, surge_trough), oom_at=oom)
-    slope_ready = onset + job.trough_window + job.growth.window + 2 * ev
+    slope_ready = onset + job.trough_window + growth.KIND.of(job).window + 2 * ev
     if "BatchJobMemoryGrowthFast" in names:
         sc.checks.append(Check(onset - 2 * MIN, "BatchJobMemoryGrowthFast", False, "before the surge"))
-        at = slope_ready + job.growth.for_ + margin
+        at = slope_ready + growth.KIND.of(job).hold + margin
         if at < oom - ev:
             sc.checks.append(
                 Check(at, "BatchJobMemoryGrowthFast", True, f"troughs climb {v_s / max(s.v0, 1):.1f}x usual")
             )
     sc.checks += _time_to_oom(job, s, names, ev, onset, start_level, v_s, oom, "the surge")
     if "BatchJobMemoryWarning" in names:
-        at = onset + (s.warn - start_level) / v_s + job.usage.warning_for + margin
+        at = onset + (s.warn - start_level) / v_s + usage.KIND.of(job).warning_for + margin
         if at < oom - ev:
             sc.checks.append(Check(at, "BatchJobMemoryWarning", True, "troughs above the warning threshold"))
     if "BatchJobOOMKilled" in names:
@@ -163,7 +164,10 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
     if "BatchJobMemoryGrowthFast" in names:
         lk.checks.append(
             Check(
-                slope_ready + job.growth.for_ + margin, "BatchJobMemoryGrowthFast", False, "a slow leak is not a surge"
+                slope_ready + growth.KIND.of(job).hold + margin,
+                "BatchJobMemoryGrowthFast",
+                False,
+                "a slow leak is not a surge",
             )
         )
     lk.checks += _time_to_oom(job, s, names, ev, onset, start_level, v_l, leak_oom, "the leak")
@@ -184,16 +188,23 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
     ]
     if "BatchJobMemoryCritical" in names:
         st.checks.append(
-            Check(step_at + job.usage.critical_for + margin, "BatchJobMemoryCritical", True, "held above critical")
+            Check(
+                step_at + usage.KIND.of(job).critical_for + margin,
+                "BatchJobMemoryCritical",
+                True,
+                "held above critical",
+            )
         )
     if "BatchJobMemoryWarning" in names:
         st.checks.append(
-            Check(step_at + job.usage.warning_for + margin, "BatchJobMemoryWarning", True, "held above warning")
+            Check(
+                step_at + usage.KIND.of(job).warning_for + margin, "BatchJobMemoryWarning", True, "held above warning"
+            )
         )
-    if "BatchJobMemoryAboveBaseline" in names and level > job.baseline_alert.factor * s.p95 * 1.05:
+    if "BatchJobMemoryAboveBaseline" in names and level > baseline.KIND.of(job).factor * s.p95 * 1.05:
         st.checks.append(
             Check(
-                step_at + job.baseline_alert.for_ + margin,
+                step_at + baseline.KIND.of(job).hold + margin,
                 "BatchJobMemoryAboveBaseline",
                 True,
                 "far above the usual p95 peak",
@@ -223,13 +234,13 @@ def _time_to_oom(
     window has filled, plus its ``for`` and a margin; the warning tier only if ``v`` is clearly
     more than ``warning_factor`` times the usual velocity.
     """
-    t = job.time_to_oom
+    t = time_to_oom.KIND.of(job)
     margin = 2 * MIN + 2 * ev
     ready = onset + job.trough_window + t.window + 2 * ev
-    tiers = [("BatchJobMemoryTimeToOOM", t.horizon, t.for_, True)]
+    tiers = [("BatchJobMemoryTimeToOOM", t.horizon, t.hold, True)]
     if t.warning_horizon is not None:
         fast = v > 1.1 * t.warning_factor * max(s.v0, 1.0)
-        tiers.append(("BatchJobMemoryTimeToOOMWarning", t.warning_horizon, t.warning_for, fast))
+        tiers.append(("BatchJobMemoryTimeToOOMWarning", t.warning_horizon, t.warning_hold, fast))
     out: list[Check] = []
     for name, horizon, hold, expected in tiers:
         if name not in names or not expected:
@@ -243,7 +254,7 @@ def _time_to_oom(
 
 def _drift(spec: ResolvedSpec, job: ResolvedJob, s: Shape) -> Scenario:
     """Weeks of steady history, then a run whose level is clearly above it (but under warning)."""
-    a = job.anomaly
+    a = anomaly.KIND.of(job)
     history = a.compare * a.weeks
     level = s.p50 * (1 + (a.zscore + 1) * a.min_stddev)
     if level >= 0.97 * s.warn:
@@ -254,11 +265,11 @@ def _drift(spec: ResolvedSpec, job: ResolvedJob, s: Shape) -> Scenario:
     def wave(t: float) -> float | None:
         return level if t >= jump else s.p50
 
-    sc = Scenario("drift", jump + a.window + a.for_ + 30 * MIN, wave)
+    sc = Scenario("drift", jump + a.window + a.hold + 30 * MIN, wave)
     z = (level - s.p50) / (a.min_stddev * s.p50)
     sc.checks.append(Check(jump - 5 * MIN, "BatchJobMemoryAnomaly", False, "same level as previous weeks"))
     if z > a.zscore * 1.1:
-        at = jump + a.window + a.for_ + 2 * DRIFT_INTERVAL
+        at = jump + a.window + a.hold + 2 * DRIFT_INTERVAL
         sc.checks.append(Check(at, "BatchJobMemoryAnomaly", True, f"z-score {z:.1f} against previous weeks"))
     return sc
 

@@ -1,0 +1,66 @@
+"""oom_killed: a container of the job was killed by the kernel for exceeding its limit.
+
+Context and post-mortem rather than a warning: it fires after the fact, so that the team sees the
+memory trend that led to it. There are no settings: it is on wherever an OOM source exists
+(cAdvisor's ``container_oom_events_total``, kube-state-metrics' termination reason, node_exporter's
+``node_vmstat_oom_kill``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from provisioner.kinds.base import Alert, Facts, Kind, KindDef, NoSettings, Params, RuleContext, Texts
+
+KEEP = 900.0
+
+
+@dataclass(frozen=True)
+class OomKilledParams(Params):
+    events: str | None  # the OOM event counter selector, if the runtime has one
+    terminated: tuple[str, ...]  # kube-state-metrics selectors: 1 when the container was OOM-killed
+    group_by: tuple[str, ...]
+
+
+class OomKilledKind(KindDef[NoSettings, OomKilledParams]):
+    kind = Kind.OOM_KILLED
+    key = None
+    settings = NoSettings
+    explain = (
+        "a container was OOM-killed (cAdvisor `container_oom_events_total`, kube-state-metrics termination reason)"
+    )
+    names = ("BatchJobOOMKilled",)
+
+    def derive(self, settings: NoSettings, facts: Facts, others: Mapping[str, BaseModel]) -> OomKilledParams:
+        src = facts.sources
+        return OomKilledParams(
+            enabled=True, events=src.oom_events, terminated=src.oom_terminated, group_by=src.group_by
+        )
+
+    def alerts(self, ctx: RuleContext, params: OomKilledParams) -> list[Alert]:
+        parts = []
+        if params.events:
+            parts.append(f"increase({params.events}[5m]) > 0")
+        if params.terminated:  # newly terminated by an OOM kill: 1 now, not 1 five minutes ago
+            now = " or ".join(f"{sel} == 1" for sel in params.terminated)
+            before = " or ".join(f"{sel} offset 5m == 1" for sel in params.terminated)
+            parts.append(f"(({now}) unless ({before}))")
+        if not parts:
+            return []
+        expr = f"max by ({ctx.by}) (\n  " + "\n  or ".join(parts) + "\n)"
+        return [Alert("BatchJobOOMKilled", "warning", expr, 0, KEEP, scope="dead")]
+
+    def texts(self, t: Texts, params: OomKilledParams) -> dict[str, dict[str, str]]:
+        return {
+            "BatchJobOOMKilled": {
+                "summary": f"{t.name}: a container was OOM-killed",
+                "description": f"{t.who}: the kernel killed {t.instance} for exceeding its {t.limit} memory limit. "
+                "Look at the dashboard for the memory trend that led to it before re-running.",
+            }
+        }
+
+
+KIND = OomKilledKind()

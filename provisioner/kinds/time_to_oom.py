@@ -1,0 +1,133 @@
+"""time_to_oom: at the troughs' current trend, the sawtooth's peaks reach the limit within a horizon.
+
+Critical within ``horizon``; a warning tier within ``warning_horizon`` while the troughs also grow
+``warning_factor`` times faster than usual: the slow leak, hours ahead. A healthy run would in
+theory also fill its limit in a few hours at its usual velocity, but it ends first, so the warning
+also asks for growth clearly above the job's usual velocity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field, model_validator
+
+from provisioner.core.promql import duration, number
+from provisioner.core.types import Duration, Strict
+from provisioner.core.units import format_duration
+from provisioner.kinds import growth
+from provisioner.kinds import series as s
+from provisioner.kinds.base import Alert, Facts, Hold, Kind, KindDef, Params, RuleContext, Texts
+
+KEEP = 600.0  # keep_firing_for of the trend alerts: a slope estimate wobbles
+
+
+class TimeToOom(Strict):
+    """The trend of the run's troughs reaches the limit within ``horizon`` (critical), or within
+    ``warning_horizon`` while growing ``warning_factor`` times faster than usual (warning).
+
+    The warning tier is what catches slow leaks early: a healthy run would in theory also fill
+    its limit in a few hours at its usual velocity, but it ends first, so the warning also asks
+    for growth clearly above the job's usual velocity.
+    """
+
+    enabled: bool = True
+    horizon: Duration = Field(default=1800.0, description="critical when the limit is reached within this")
+    window: Duration = Field(default=900.0, description="the troughs' trend is fitted over this window")
+    for_: Duration = Field(default=120.0, alias="for")
+    warning_horizon: Duration | None = Field(
+        default=14400.0, description="warning when the limit is reached within this (and growth is unusual)"
+    )
+    warning_factor: float = Field(
+        default=1.5, gt=1, description="the warning also needs the troughs to grow this many times faster than usual"
+    )
+    warning_for: Duration = Field(default=600.0, description="how long the warning condition must hold")
+
+    @model_validator(mode="after")
+    def _horizons(self) -> TimeToOom:
+        if self.warning_horizon is not None and self.warning_horizon <= self.horizon:
+            raise ValueError(
+                f"warning_horizon ({format_duration(self.warning_horizon)}) must be longer than horizon "
+                f"({format_duration(self.horizon)}); raise it, or set warning_horizon: null to have no warning tier"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class TimeToOomParams(Params):
+    horizon: float  # seconds
+    window: float  # seconds: the troughs' trend is fitted over it
+    hold: float  # seconds (for:)
+    warning_horizon: float | None  # seconds; None: no warning tier
+    warning_factor: float  # times the usual velocity
+    warning_hold: float  # seconds (warning_for)
+    warning_velocity: float  # bytes per second: warning_factor x the usual velocity, or the growth floor
+    surge_velocity: float  # bytes per second: growth.factor x the usual velocity, or the growth floor
+    usual: float | None  # bytes per second
+
+
+class TimeToOomKind(KindDef[TimeToOom, TimeToOomParams]):
+    kind = Kind.TIME_TO_OOM
+    key = "time_to_oom"
+    settings = TimeToOom
+    explain = (
+        "at the troughs' current trend, the peaks reach the limit within `time_to_oom.horizon` (critical), or "
+        "within `warning_horizon` while the troughs grow over `warning_factor` × the usual velocity (warning)"
+    )
+    names = ("BatchJobMemoryTimeToOOMWarning", "BatchJobMemoryTimeToOOM")
+
+    def derive(self, settings: TimeToOom, facts: Facts, others: Mapping[str, BaseModel]) -> TimeToOomParams:
+        g = others["growth"]
+        assert isinstance(g, growth.Growth)
+        low, usual = growth.floor(g, facts.limit), facts.usual_velocity
+        return TimeToOomParams(
+            enabled=settings.enabled,
+            horizon=settings.horizon,
+            window=settings.window,
+            hold=settings.for_,
+            warning_horizon=settings.warning_horizon,
+            warning_factor=settings.warning_factor,
+            warning_hold=settings.warning_for,
+            warning_velocity=settings.warning_factor * usual if usual else low,
+            surge_velocity=g.factor * usual if usual else low,
+            usual=usual,
+        )
+
+    def holds(self, params: TimeToOomParams) -> Sequence[Hold]:
+        return (Hold("time_to_oom.window", params.window, "window"), Hold("time_to_oom.for", params.hold, "for"))
+
+    def alerts(self, ctx: RuleContext, params: TimeToOomParams) -> list[Alert]:
+        settled = f"and on ({ctx.by}) ({ctx.settled(params.window)})"
+        out = []
+        if params.warning_horizon is not None:  # value: the predicted time to OOM, in seconds
+            expr = (
+                f"{ctx.ref(s.TIME_TO_OOM)} < {number(params.warning_horizon)}\n"
+                f"and on ({ctx.by}) ({ctx.faster(s.TREND, params.warning_factor)})\n{settled}"
+            )
+            out.append(Alert("BatchJobMemoryTimeToOOMWarning", "warning", expr, params.warning_hold, KEEP))
+        expr = f"{ctx.ref(s.TIME_TO_OOM)} < {number(params.horizon)}\n{settled}"
+        out.append(Alert("BatchJobMemoryTimeToOOM", "critical", expr, params.hold, KEEP))
+        return out
+
+    def texts(self, t: Texts, params: TimeToOomParams) -> dict[str, dict[str, str]]:
+        left = "{{ $value | humanizeDuration }}"
+        warn_under, factor = duration(params.warning_horizon or params.horizon), f"{params.warning_factor:g}"
+        return {
+            "BatchJobMemoryTimeToOOMWarning": {
+                "summary": f"{t.name}: growing faster than usual, on course to reach its memory limit in {left}",
+                "description": f"{t.who} on {t.node} retains memory faster than in past runs (over {factor}x the "
+                "usual velocity, measured on the troughs of the sawtooth); at this pace the peaks reach the "
+                f"{t.limit} limit in {left} (warning under {warn_under}). This is how a "
+                "slow leak looks: there is time to find out why before it pages.",
+            },
+            "BatchJobMemoryTimeToOOM": {
+                "summary": f"{t.name}: predicted to reach its memory limit in {left}",
+                "description": f"{t.who} on {t.node}: at the current growth of its troughs, the peaks reach the "
+                f"{t.limit} limit in {left} (alerting under {duration(params.horizon)}). Stop or resize the run now "
+                "to avoid an OOM kill.",
+            },
+        }
+
+
+KIND = TimeToOomKind()
