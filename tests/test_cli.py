@@ -350,19 +350,22 @@ def test_init_scaffolds_a_repository_that_validates_and_is_up_to_date(tmp_path: 
 
 
 # --- internal errors --------------------------------------------------------------------------------
-def test_an_internal_error_exits_4_with_a_report_hint_and_no_traceback(repo: Path) -> None:
-    """A template override that raises a plain Python error (not a jinja2 TemplateError) is not caught
-    as a template problem today, so it surfaces as an internal error: the path this test is about.
-    When templating learns to report it as a template error, pick another trigger."""
-    override = repo / "templates" / "prometheus" / "annotations.yaml.j2"
-    override.parent.mkdir(parents=True)
-    override.write_text("BatchJobMemoryWarning: {summary: [[ 1 // 0 ]]}\n")
-    result = memprov("plan", "--env", "local", cwd=repo)
+def test_an_internal_error_exits_4_with_a_report_hint_and_no_traceback(repo: Path, tmp_path: Path) -> None:
+    """A failure memprov does not expect surfaces as an internal error: the path this test is about. The
+    trigger is a third-party library breaking (grafanalib, made to raise by a ``sitecustomize`` on the
+    path): template errors, the former trigger, are now reported as template problems (exit 2)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import grafanalib.core\n\n\ndef broken(self):\n    raise RuntimeError('grafanalib broke')\n\n\n"
+        "grafanalib.core.Dashboard.to_json_data = broken\n"
+    )
+    result = memprov("plan", "--env", "local", cwd=repo, env={"PYTHONPATH": str(hook)})
     assert result.returncode == 4
     assert result.stderr.splitlines() == [
-        "error: internal error: ZeroDivisionError: integer division or modulo by zero",
+        "error: internal error: RuntimeError: grafanalib broke",
         "This is a bug in memprov. Re-run with MEMPROV_DEBUG=1 for the traceback and report it.",
     ]
     assert "Traceback" not in result.stdout + result.stderr
-    debug = memprov("plan", "--env", "local", cwd=repo, env={"MEMPROV_DEBUG": "1"})
+    debug = memprov("plan", "--env", "local", cwd=repo, env={"MEMPROV_DEBUG": "1", "PYTHONPATH": str(hook)})
     assert debug.returncode != 0 and "Traceback" in debug.stderr

@@ -67,6 +67,8 @@ CLI_SAMPLE = [
     "not-utf8",
     "tag-python-object",
     "unknown-key-in-job",
+    "label-name-injection",
+    "runbook-url-javascript",
 ]
 
 

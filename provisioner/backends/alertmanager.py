@@ -2,14 +2,14 @@
 
 Targets: ``files`` (default: ``out/<env>/alertmanager/alertmanager.yml``) and ``alertmanager``:
 a running Alertmanager whose config file memprov writes (after ``amtool check-config`` when
-amtool is installed), whose secret files it writes from the environment (mode 0600; the plan
-shows a fingerprint, never the value), and which it reloads with ``POST /-/reload``.
+amtool is installed), whose secret files it writes from the environment (mode 0600, never
+through a link: :mod:`~provisioner.backends.secret_files`; the plan shows a fingerprint, never
+the value), and which it reloads with ``POST /-/reload``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from provisioner.backends import secret_files
 from provisioner.backends.files import FILES, FilesTarget, YamlFiles, atomic_write
 from provisioner.backends.http import HttpApi
 from provisioner.core import secrets, tools
@@ -59,24 +60,17 @@ class LiveTarget(FilesTarget):
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         out = super().read_live(desired)
         for ref_path in _env_secrets(self.spec, self.secrets_dir):
-            path = Path(ref_path)
-            if path.is_file():
-                out.append(
-                    Resource(
-                        "secret", SECRET + ref_path, {"fingerprint": _fingerprint(path.read_text())}, title=ref_path
-                    )
-                )
+            live = secret_files.read(Path(ref_path))
+            if live is not None:
+                text, mode = live
+                body = {"fingerprint": _fingerprint(text), "mode": f"{mode:04o}"}
+                out.append(Resource("secret", SECRET + ref_path, body, title=ref_path))
         return out
 
     def write(self, resource: Resource) -> None:
         if resource.key.startswith(SECRET):
             ref = _env_secrets(self.spec, self.secrets_dir)[resource.key.removeprefix(SECRET)]
-            value = secrets.resolve(ref) or ""
-            path = Path(resource.key.removeprefix(SECRET))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(value)
+            secret_files.write(Path(resource.key.removeprefix(SECRET)), secrets.resolve(ref) or "")
             return
         text = self.codec.serialise(resource)
         _check_config(text)
@@ -158,7 +152,7 @@ class AlertmanagerBackend(YamlFiles, Backend):
                         Resource(
                             "secret",
                             SECRET + path,
-                            {"fingerprint": _fingerprint(value)},
+                            {"fingerprint": _fingerprint(value), "mode": f"{secret_files.MODE:04o}"},
                             title=f"{path} from ${ref.env}",
                         )
                     )

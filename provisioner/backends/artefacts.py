@@ -1,19 +1,25 @@
-"""Rendered artefacts as files: the committed ``dashboards/<env>/`` and ``render --out DIR`` trees.
+"""Rendered artefacts: the committed ``dashboards/<env>/`` and ``render --out DIR`` trees, and the
+check ``memprov validate`` makes on everything rendered.
 
 ``expected_*`` functions return ``{path: text}`` without touching the disk; :func:`compare` says
-what on disk differs (stale, missing, or generated files that the spec no longer produces).
+what on disk differs (stale, missing, or generated files that the spec no longer produces);
+:func:`render_problems` renders every backend and parses every Prometheus rule expression.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from provisioner.backends.files import FilesConfig
-from provisioner.backends.registry import BACKENDS, active
+from provisioner.backends.registry import BACKENDS, active, configure
+from provisioner.core.errors import Problem, SpecError, dotted
 from provisioner.render.grafana import dashboards as grafana
+from provisioner.spec.promql_check import parse_problem
 from provisioner.spec.resolved import ResolvedSpec
 
 DASHBOARDS_DIR = "dashboards"
@@ -78,3 +84,43 @@ def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Dri
         if path not in expected:
             out.append(Drift(path, "extra"))
     return out
+
+
+def _rule_exprs(body: Any) -> Iterator[tuple[str, str]]:
+    for rule in body.get("rules", []) if isinstance(body, dict) else []:
+        if isinstance(rule, dict) and isinstance(rule.get("expr"), str):
+            yield rule.get("alert") or rule.get("record") or "?", rule["expr"]
+
+
+def render_problems(spec: ResolvedSpec) -> list[Problem]:
+    """Render every backend of ``spec`` (templates included) and parse every Prometheus rule expression.
+
+    Template errors come back as their own located problems; a rule expression that does not
+    parse is blamed on the job it belongs to.
+    """
+    problems: list[Problem] = []
+    configs = configure(spec)
+    for name in active(spec):
+        backend = BACKENDS[name](spec, configs.get(name))
+        try:
+            desired = backend.desired
+        except SpecError as e:
+            problems += [p for p in e.problems if p not in problems]
+            continue
+        if name != "prometheus":
+            continue
+        for resource in desired:
+            for rule, expr in _rule_exprs(resource.body):
+                why = parse_problem(expr)
+                if why:
+                    message = f"the rendered rule {rule} is not valid PromQL ({why}); check the job's selector"
+                    problems.append(_at(spec, ("jobs", resource.job or ""), message))
+    return problems
+
+
+def _at(spec: ResolvedSpec, path: tuple[str | int, ...], message: str) -> Problem:
+    for n in range(len(path), -1, -1):
+        if path[:n] in spec.where:
+            file, line = spec.where[path[:n]]
+            return Problem(message, file, line, dotted(path))
+    return Problem(message, str(spec.spec_file.name), None, dotted(path))

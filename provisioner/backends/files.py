@@ -3,7 +3,8 @@
 This is the embedded default (the ``local`` environment) and how GitOps users consume memprov.
 Reads parse each file the backend recognises and decide ownership from the marker inside it;
 writes are atomic (temporary file, fsync, rename), so a crash or Ctrl-C never leaves a
-half-written file; deletes touch only files memprov owns.
+half-written file; deletes touch only files memprov owns. ``apply`` holds an exclusive lock on
+each target directory (:func:`directory_lock`), which also sweeps temporary files a killed apply left.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +21,9 @@ from provisioner.core.yamlio import dumps, loads
 from provisioner.plan.contract import Backend, Target, TargetConfig, TargetType
 from provisioner.plan.model import Resource
 from provisioner.spec.resolved import ResolvedSpec
+
+TMP_PREFIX = ".memprov-"  # temporary files of atomic writes: .memprov-<name>.<random>.tmp
+LOCK_NAME = ".memprov.lock"
 
 
 class FilesConfig(TargetConfig):
@@ -38,7 +42,7 @@ def atomic_write(path: Path, text: str, *, sync_dir: bool = True, durable: bool 
     (``memprov render``): still atomic for readers, but a power cut may lose the last files written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -65,6 +69,61 @@ def sync_dirs(dirs: Iterable[Path]) -> None:
             os.close(dir_fd)
 
 
+@contextlib.contextmanager
+def directory_lock(root: Path, shown: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``root/.memprov.lock``, or fail at once saying who holds it.
+
+    The kernel releases the lock when its process ends, however it ends, so a killed apply never
+    leaves a stale lock. While it is held, ``.memprov-*.tmp`` files are leftovers of an apply
+    that was killed mid-write (nobody else may be writing here): they are removed. On release
+    the lock file goes, and so do the directories it needed if nothing else was written there.
+    """
+    created = [p for p in (root, *root.parents) if not p.exists()]
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_NAME
+    fd = _acquire(path, shown)
+    try:
+        for stale in root.rglob(f"{TMP_PREFIX}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # before the lock goes: whoever opened it meanwhile sees it unlinked and retries
+        os.close(fd)
+        for directory in created:
+            with contextlib.suppress(OSError):  # not empty: the apply wrote there
+                directory.rmdir()
+
+
+def _acquire(path: Path, shown: str) -> int:
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OperationError(f"{path}: cannot open the lock file ({e.strerror}){_in_the_way(path)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise OperationError(
+                f"{shown} is locked by another memprov apply{f' (pid {holder})' if holder.isdigit() else ''}; "
+                "nothing was changed. Wait for it to finish, then plan and apply again."
+            ) from None
+        try:
+            current = os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:  # still the lock file, not one its holder just removed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
 def _in_the_way(path: Path) -> str:
     """Why a write failed, when it is something the user can see: a directory or a file in the way."""
     if path.is_dir():
@@ -83,6 +142,10 @@ class FilesTarget(Target):
 
     def describe(self) -> str:
         return f"files {self.display}"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Only one apply at a time writes here; temporary files an interrupted one left are removed."""
+        return directory_lock(self.root, self.display)
 
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
         codec = self.codec

@@ -1,15 +1,18 @@
-"""``memprov apply``: plan, check the checksum and safety rules, confirm, apply, report exactly."""
+"""``memprov apply``: lock the targets, plan, check the checksum and safety rules, confirm, apply, report exactly."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from provisioner.cli.console import Console
 from provisioner.cli.plan import build_plan
 from provisioner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
 from provisioner.plan import output
+from provisioner.plan.contract import Target
 from provisioner.plan.engine import Result, apply
+from provisioner.plan.model import Plan
 
 
 def run(
@@ -23,7 +26,29 @@ def run(
     force: bool,
     concurrency: int,
 ) -> int:
-    plan, targets = build_plan(spec, env, backends)
+    if checksum is not None and not checksum.strip():
+        raise UsageError(
+            "--checksum is empty (an unset CI variable?); pass the checksum that `memprov plan` printed, "
+            "or leave the option out to apply without a pin"
+        )
+    with ExitStack() as locks:  # held until the apply ends: one apply at a time per target
+        plan, targets = build_plan(spec, env, backends, locks)
+        return _apply(
+            plan, targets, color=color, env=env, checksum=checksum, yes=yes, force=force, concurrency=concurrency
+        )
+
+
+def _apply(
+    plan: Plan,
+    targets: dict[str, Target],
+    *,
+    color: bool | None,
+    env: str,
+    checksum: str | None,
+    yes: bool,
+    force: bool,
+    concurrency: int,
+) -> int:
     console = Console(color=color)
     console.lines(output.text(plan))
     if plan.errors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 from provisioner.cli.common import backends
@@ -14,11 +15,16 @@ from provisioner.plan.planner import make_plan
 from provisioner.spec.loader import load
 
 
-def build_plan(spec: Path, env: str, only: list[str]) -> tuple[Plan, dict[str, Target]]:
-    """The plan of one environment, and the targets it was made against (what apply needs)."""
+def build_plan(spec: Path, env: str, only: list[str], locks: ExitStack | None = None) -> tuple[Plan, dict[str, Target]]:
+    """The plan of one environment, and the targets it was made against (what apply needs); with
+    ``locks``, every target is locked into it before the plan is made."""
     resolved = load(spec, env)
     bindings = backends(resolved, only)
-    return make_plan(resolved.env, resolved.name, bindings), {b.name: t for b, t in bindings}
+    targets = {b.name: t for b, t in bindings}
+    if locks is not None:
+        for target in sorted(targets.values(), key=lambda t: t.describe()):
+            locks.enter_context(target.lock())
+    return make_plan(resolved.env, resolved.name, bindings), targets
 
 
 def run(

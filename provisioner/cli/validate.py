@@ -1,15 +1,26 @@
-"""``memprov validate``: load every environment; silence means nothing to say but the summary."""
+"""``memprov validate``: load and render every environment; silence means nothing to say but the summary.
+
+Rendering is part of validation: templates fail here, and every Prometheus rule expression is parsed
+(:func:`provisioner.backends.artefacts.render_problems`), so that nothing fails later in plan, apply or promtool.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from provisioner.backends.artefacts import render_problems
 from provisioner.cli.common import load_all
 from provisioner.cli.console import Console
+from provisioner.core.errors import Problem, SpecError
 
 
 def run(*, spec: Path, color: bool | None, env: str | None) -> int:
     resolved = load_all(spec, env)
+    problems: list[Problem] = []
+    for r in resolved:  # render everything, as plan and apply will: templates, every rule expression
+        problems += [p for p in render_problems(r) if p not in problems]
+    if problems:
+        raise SpecError(problems)
     jobs = len(resolved[0].jobs) if resolved else 0
     names = ", ".join(r.env for r in resolved)
     Console(color=color).line(f"✓ {spec} is valid for {names} ({jobs} jobs)", "green")

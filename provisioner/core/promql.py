@@ -11,10 +11,16 @@ from dataclasses import dataclass
 
 from provisioner.core.units import format_duration
 
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\ufffd": "\\ufffd"})
+
 
 def quote(value: str) -> str:
-    """A PromQL string literal: ``"batch"``, with backslashes, quotes and newlines escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A PromQL string literal: ``"batch"``, with backslashes, quotes and line breaks escaped.
+
+    U+FFFD is escaped too: Prometheus' lexer reads that character as an invalid UTF-8 rune and
+    refuses the expression (``promtool check rules``: "invalid UTF-8 rune").
+    """
+    return '"' + value.translate(_ESCAPES) + '"'
 
 
 def number(x: float) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
@@ -60,6 +61,14 @@ class Target(ABC):
 
     def finish(self, desired: Sequence[Resource], changed: bool) -> None:  # noqa: B027 - optional hook
         """Called once after apply (e.g. to reload a server and check it loaded ``desired``)."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Held from plan to the end of apply, so that two applies never write here at once.
+
+        The files targets hold an exclusive ``flock``; services without a lease rely on the
+        changed-since-the-plan checks of their updates and deletes instead (the default: no lock).
+        """
+        return nullcontext()
 
 
 class TargetConfig(BaseModel):

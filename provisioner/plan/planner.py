@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from provisioner.core.errors import MemprovError
+from provisioner.core.errors import MemprovError, SpecError
 from provisioner.kinds.base import Level
 from provisioner.plan.contract import Backend, Target
 from provisioner.plan.model import ORDER, Action, BackendPlan, Change, Plan, Resource, canonical
@@ -94,6 +94,8 @@ def make_plan(
         backend, target = binding
         try:
             return policy.call(lambda: plan_backend(backend, target))
+        except SpecError:  # rendering refused the input (a template, an expression): not a read failure
+            raise
         except MemprovError as e:
             return BackendPlan(backend.name, target.describe(), (), error=e.render())
 

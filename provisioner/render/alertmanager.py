@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.core.types import SecretRef
+from provisioner.render.gotext import literal
 from provisioner.render.templating import render_data
 from provisioner.spec.model import Opsgenie, PagerDuty, Slack, Webhook
 from provisioner.spec.resolved import ResolvedSpec
@@ -80,7 +81,7 @@ def _receiver(name: str, channel: Any, texts: dict[str, Any], secrets_dir: str) 
             "tags": "memprov,{{ .CommonLabels.memprov_env }},{{ .CommonLabels.memprov_job }}",
         }
         if channel.team:
-            cfg["responders"] = [{"name": channel.team, "type": "team"}]
+            cfg["responders"] = [{"name": literal(channel.team), "type": "team"}]  # Alertmanager templates it
         return {"name": name, "opsgenie_configs": [cfg]}
     if isinstance(channel, Webhook):
         hook: dict[str, Any] = {
@@ -115,8 +116,9 @@ def _severity_routes(routes_by_sev: dict[str, list[str]]) -> list[dict[str, Any]
 def config(spec: ResolvedSpec, secrets_dir: str = DEFAULT_SECRETS_DIR) -> dict[str, Any]:
     """The whole ``alertmanager.yml`` as data."""
     jobs = spec.jobs_using("alertmanager")
-    texts = render_data("alertmanager/messages.yaml.j2", spec.base_dir / "templates", spec=spec)
     used = sorted({c for j in jobs for sev in SEVERITIES for c in getattr(j.route, sev)})
+    kinds = sorted({spec.notifications[c].type for c in used} - {"webhook"})  # the texts the receivers need
+    texts = render_data("alertmanager/messages.yaml.j2", spec.base_dir / "templates", required=kinds, spec=spec)
     job_routes = []
     for job in jobs:
         sev_routes = _severity_routes({s: getattr(job.route, s) for s in SEVERITIES})

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioner.spec.labels import AlertLabelName
 from provisioner.spec.model import PATTERN_HELP as SPEC_PATTERN_HELP
 from provisioner.spec.model import BackendName
 
@@ -65,7 +66,7 @@ class Environment(BaseModel):
         description="base URL used for dashboard links in alerts (no trailing /)",
     )
     datasource: Datasource = Datasource()
-    labels: dict[str, str] = Field(default={}, description="labels added to every alert of this environment")
+    labels: dict[AlertLabelName, str] = Field(default={}, description="labels added to every alert of this environment")
     targets: dict[BackendName, dict[str, Any]] = Field(
         default={}, description="per backend: {type: files|...} and that target's settings"
     )

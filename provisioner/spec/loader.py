@@ -273,7 +273,7 @@ def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> 
     targets = TargetBlocks(
         {str(k): v for k, v in environment.targets.items()}, str(Path("environments") / f"{env}.yaml"), ewhere
     )
-    return dataclasses.replace(resolved, targets=targets)
+    return dataclasses.replace(resolved, targets=targets, where=dict(merger.where))
 
 
 def _baselines(doc: Document) -> tuple[dict[str, Any], list[Problem]]:

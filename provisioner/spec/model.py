@@ -19,6 +19,7 @@ from provisioner.kinds.baseline import BaselineAlert
 from provisioner.kinds.growth import Growth
 from provisioner.kinds.time_to_oom import TimeToOom
 from provisioner.kinds.usage import Usage
+from provisioner.spec.labels import AlertLabelName, LabelName, Regex
 from provisioner.spec.merge import Merge
 
 BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure", "gcp"]
@@ -339,9 +340,11 @@ class Defaults(Strict):
     route: Route = Route()
     backends: Annotated[list[BackendName], Merge.REPLACE] = ["prometheus", "alertmanager", "grafana"]
     runbook_url: str = Field(
-        default="https://runbooks.example.com/memprov/{job}", description="runbook link; {job} and {env} are filled in"
+        default="https://runbooks.example.com/memprov/{job}",
+        pattern=URL_PATTERN,
+        description="runbook link; {job} and {env} are filled in",
     )
-    labels: dict[str, str] = {}
+    labels: dict[AlertLabelName, str] = {}
     gcp: Gcp = Gcp()
     aws: Aws = Aws()
     azure: Azure = Azure()
@@ -358,7 +361,7 @@ class Memory(Strict):
     thresholds: Thresholds | None = None
 
 
-LabelMatch = Annotated[str, Field(min_length=1)]
+LabelMatch = Annotated[Regex, Field(min_length=1)]
 
 
 class Selector(Strict):
@@ -369,7 +372,7 @@ class Selector(Strict):
     pod: str | None = None
     instance: str | None = None
     groupname: str | None = Field(default=None, description="process-exporter group (process runtime)")
-    regex: dict[str, LabelMatch] = {}
+    regex: dict[LabelName, LabelMatch] = {}
 
 
 class Job(Strict):
@@ -389,9 +392,9 @@ class Job(Strict):
     baseline_alert: BaselineAlert | None = None
     route: Route | None = None
     backends: Annotated[list[BackendName] | None, Merge.REPLACE] = None
-    runbook_url: str | None = None
+    runbook_url: str | None = Field(default=None, pattern=URL_PATTERN)
     metrics: Metrics = Metrics()
-    labels: dict[str, str] = {}
+    labels: dict[AlertLabelName, str] = {}
     gcp: Gcp | None = None
     aws: Aws | None = None
     azure: Azure | None = None

@@ -21,6 +21,7 @@ from provisioner.kinds import ALL as KINDS
 from provisioner.kinds.base import Facts, Kind, NoSettings, Params
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import Baseline, Job, Route, Spec
+from provisioner.spec.promql_check import source_problems
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 from provisioner.spec.sources import sources
 
@@ -191,6 +192,9 @@ def resolve(
         trough = job.trough_window or d.trough_window
         evaluation = d.evaluation_interval or d.scrape_interval
         src = sources(job.runtime, job.selector, job.metrics, job_id)
+        if bad := source_problems(jp, job, src):
+            problems += bad
+            continue
         alerts = _kinds(spec, job, limit, warn, crit, trough, evaluation, src)
         uid = names.dashboard_uid(env, job_id)
         dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"

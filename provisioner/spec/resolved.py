@@ -82,6 +82,9 @@ class ResolvedSpec:
     jobs: tuple[ResolvedJob, ...]
     sources: tuple[str, ...] = ()
     targets: TargetBlocks = field(default_factory=TargetBlocks)
+    where: dict[tuple[str | int, ...], tuple[str, int | None]] = field(  # spec key -> (file, line)
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def base_dir(self) -> Path:

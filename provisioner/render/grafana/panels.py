@@ -374,6 +374,8 @@ def _about(spec: ResolvedSpec, job: ResolvedJob) -> str:
     text: str = render_data(
         "grafana/about.md.j2",
         spec.base_dir / "templates",
+        required=("text",),
+        nested=False,
         job=job,
         env=spec.env,
         limit_h=human(job.limit),

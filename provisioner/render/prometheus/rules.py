@@ -23,6 +23,7 @@ from provisioner.kinds import ALL as KINDS
 from provisioner.kinds import growth, time_to_oom
 from provisioner.kinds import series as s
 from provisioner.kinds.base import Alert, Facts, RuleContext
+from provisioner.render.gotext import literal_values
 from provisioner.render.prometheus.texts import alert_texts, context_annotations
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -109,7 +110,7 @@ def _rule(spec: ResolvedSpec, job: ResolvedJob, kind: str, alert: Alert, texts: 
     rule: dict[str, Any] = {"alert": alert.name, "expr": alert.expr, "for": duration(alert.hold)}
     if alert.keep:
         rule["keep_firing_for"] = duration(alert.keep)
-    rule["labels"] = context_labels(spec, job, alert.severity, kind)
+    rule["labels"] = literal_values(context_labels(spec, job, alert.severity, kind))  # Go-templated
     rule["annotations"] = {**context_annotations(spec, job, alert.scope), **texts}
     return rule
 

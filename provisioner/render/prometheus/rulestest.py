@@ -21,6 +21,7 @@ from typing import Any
 from provisioner.core.promql import WRAPPER_RSS
 from provisioner.core.units import format_duration
 from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
+from provisioner.render import gotext
 from provisioner.render.prometheus import rules as prom
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -387,7 +388,8 @@ def _expected_labels(spec: ResolvedSpec, job: ResolvedJob, alert: dict[str, Any]
         series_labels = {k: inst[k] for k in job.sources.group_by}
     else:
         series_labels = {k: v for k, v in inst.items() if k in (*job.sources.group_by, job.sources.node_label)}
-    return {**series_labels, "memprov_job": job.id, "memprov_env": spec.env, **alert["labels"]}
+    rendered = {k: gotext.rendered(v) for k, v in alert["labels"].items()}  # as Prometheus expands them
+    return {**series_labels, "memprov_job": job.id, "memprov_env": spec.env, **rendered}
 
 
 def behaviour_rules(

@@ -17,6 +17,8 @@ from provisioner.kinds import ALL as KINDS
 from provisioner.kinds import anomaly, baseline, growth, time_to_oom
 from provisioner.kinds import series as s
 from provisioner.kinds.base import Texts
+from provisioner.render.gotext import literal
+from provisioner.render.sandbox import plain
 from provisioner.render.templating import render_data
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -24,10 +26,12 @@ OVERRIDE = "prometheus/annotations.yaml.j2"
 
 
 def job_texts(job: ResolvedJob) -> Texts:
+    """The job in words for alert texts; user text escaped, since Prometheus expands them as Go templates."""
     b = job.baseline
+    name, model, version, owner = (literal(x) for x in (job.name, job.model_name, job.model_version, job.owner))
     return Texts(
-        name=job.name,
-        who=f"{job.name} ({job.id}, model {job.model_name} {job.model_version}, owner {job.owner})",
+        name=name,
+        who=f"{name} ({job.id}, model {model} {version}, owner {owner})",
         node=f"{{{{ $labels.{job.sources.node_label} }}}}",
         instance=f"{{{{ $labels.{job.sources.group_by[-1]} }}}}",
         limit=format_size(job.limit) + "B",
@@ -58,7 +62,7 @@ def _template_context(job: ResolvedJob) -> dict[str, Any]:
     t = job_texts(job)
     tto, b = time_to_oom.KIND.of(job), baseline.KIND.of(job)
     return {
-        "job": job,
+        "job": plain(job, text=literal),  # user text reaches Prometheus' templates: escaped
         "limit_h": t.limit,
         "warning_h": t.warning,
         "critical_h": t.critical,
@@ -102,10 +106,10 @@ def context_annotations(spec: ResolvedSpec, job: ResolvedJob, scope: str = "inst
     t0 = _query("(time() - 21600) * 1000", "", 'printf "%.0f"', "now-6h")
     t1 = _query("(time() + 1800) * 1000", "", 'printf "%.0f"', "now")
     return {
-        "job_name": job.name,
+        "job_name": literal(job.name),
         "node": node_text,
         "current": _query(f"max({s.WS}{{{fmt}}})", args, "humanize1024", suffix="B"),
         "limit": format_size(job.limit) + "B",
-        "runbook_url": job.runbook_url,
-        "dashboard": f"{job.dashboard_url}?var-job={job.id}&var-node=All&from={t0}&to={t1}",
+        "runbook_url": literal(job.runbook_url),
+        "dashboard": f"{literal(job.dashboard_url)}?var-job={job.id}&var-node=All&from={t0}&to={t1}",
     }
