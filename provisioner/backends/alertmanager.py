@@ -26,6 +26,7 @@ from provisioner.core.types import SecretRef
 from provisioner.plan.contract import Backend, TargetConfig, TargetType
 from provisioner.plan.model import Action, Change, Resource
 from provisioner.render import alertmanager as render
+from provisioner.render import breaker
 from provisioner.spec.resolved import ResolvedSpec
 
 CONFIG_KEY = "alertmanager"
@@ -159,6 +160,9 @@ class AlertmanagerBackend(YamlFiles, Backend):
         return out
 
     def notes(self) -> list[str]:
+        return breaker.notes(self.spec) + self._secret_notes()
+
+    def _secret_notes(self) -> list[str]:
         refs = _env_secrets(self.spec, self.secrets_dir) if self.spec.jobs_using(self.name) else {}
         if not refs:
             return []

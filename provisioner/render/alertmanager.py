@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.core.types import SecretRef
+from provisioner.render import breaker
 from provisioner.render.gotext import literal
 from provisioner.render.templating import render_data
 from provisioner.spec.model import Opsgenie, PagerDuty, Slack, Webhook
@@ -33,6 +34,8 @@ def secret_refs(spec: ResolvedSpec, secrets_dir: str) -> dict[str, SecretRef]:
         for ref in (getattr(channel, f, None) for f in ("webhook_url", "routing_key", "api_key", "bearer_token")):
             if isinstance(ref, SecretRef):
                 out[secret_path(ref, secrets_dir)] = ref
+    if (token := breaker.token_ref(spec)) is not None:
+        out[secret_path(token, secrets_dir)] = token
     return out
 
 
@@ -122,6 +125,8 @@ def config(spec: ResolvedSpec, secrets_dir: str = DEFAULT_SECRETS_DIR) -> dict[s
     job_routes = []
     for job in jobs:
         sev_routes = _severity_routes({s: getattr(job.route, s) for s in SEVERITIES})
+        if (breaker_route := breaker.route(spec, job)) is not None:
+            sev_routes.insert(0, breaker_route)
         if not sev_routes:
             continue
         job_routes.append(
@@ -132,6 +137,10 @@ def config(spec: ResolvedSpec, secrets_dir: str = DEFAULT_SECRETS_DIR) -> dict[s
             }
         )
     receivers = [{"name": BLACKHOLE}] + [_receiver(name, spec.notifications[name], texts, secrets_dir) for name in used]
+    if (token := breaker.token_ref(spec)) is not None and (
+        hook := breaker.receiver(spec, secret_path(token, secrets_dir))
+    ):
+        receivers.append(hook)
     return {
         "global": {"resolve_timeout": "5m"},
         "route": {

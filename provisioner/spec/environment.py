@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioner.spec.breaker import BreakerSettings
 from provisioner.spec.labels import AlertLabelName
 from provisioner.spec.model import PATTERN_HELP as SPEC_PATTERN_HELP
 from provisioner.spec.model import BackendName
@@ -69,6 +70,9 @@ class Environment(BaseModel):
     labels: dict[AlertLabelName, str] = Field(default={}, description="labels added to every alert of this environment")
     targets: dict[BackendName, dict[str, Any]] = Field(
         default={}, description="per backend: {type: files|...} and that target's settings"
+    )
+    breaker: BreakerSettings | None = Field(
+        default=None, description="memprov breaker serve: listen address, token, orchestrators; activates breakers"
     )
     # overlays, validated as part of the merged spec
     defaults: dict[str, Any] = {}

@@ -19,6 +19,8 @@ from provisioner.kinds.baseline import BaselineAlert
 from provisioner.kinds.growth import Growth
 from provisioner.kinds.time_to_oom import TimeToOom
 from provisioner.kinds.usage import Usage
+from provisioner.spec.breaker import PATTERN_HELP as BREAKER_PATTERN_HELP
+from provisioner.spec.breaker import Breaker
 from provisioner.spec.labels import AlertLabelName, LabelName, Regex
 from provisioner.spec.merge import Merge
 
@@ -41,6 +43,7 @@ PATTERN_HELP = {
     METRIC_PATTERN: "use a Prometheus metric name (letters, digits, '_' and ':', not starting with a digit)",
 }
 """How to write a value that must match a pattern; the loader says this instead of the regex."""
+PATTERN_HELP.update(BREAKER_PATTERN_HELP)
 
 
 # --- notifications -------------------------------------------------------------------------
@@ -398,6 +401,7 @@ class Job(Strict):
     gcp: Gcp | None = None
     aws: Aws | None = None
     azure: Azure | None = None
+    breaker: Breaker | None = Field(default=None, description="act on the orchestrator when an OOM is coming")
 
 
 class Spec(Strict):

@@ -19,6 +19,7 @@ from provisioner.core.types import Threshold
 from provisioner.core.units import format_size
 from provisioner.kinds import ALL as KINDS
 from provisioner.kinds.base import Facts, Kind, NoSettings, Params
+from provisioner.spec import breaker as breaker_spec
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import Baseline, Job, Route, Spec
 from provisioner.spec.promql_check import source_problems
@@ -196,6 +197,12 @@ def resolve(
             problems += bad
             continue
         alerts = _kinds(spec, job, limit, warn, crit, trough, evaluation, src)
+        if job.breaker is not None:
+            enabled = {k.value: alerts[k].enabled for k in (Kind.TIME_TO_OOM, Kind.USAGE)}
+            found = breaker_spec.check(job.breaker, job.memory.limit, backends, enabled)
+            if environment.breaker is not None:
+                found += [m for m in [breaker_spec.connection_missing(job.breaker, environment.breaker)] if m]
+            problems += [((*jp, "breaker"), msg) for msg in found]
         uid = names.dashboard_uid(env, job_id)
         dash_url = f"{environment.grafana_url}/d/{uid}/{names.slug(job.name or job_id)}"
         runbook = (job.runbook_url or d.runbook_url).replace("{job}", job_id).replace("{env}", env)
@@ -228,6 +235,7 @@ def resolve(
                 gcp=gcp,
                 aws=aws,
                 azure=azure,
+                breaker=job.breaker,
             )
         )
     if problems:

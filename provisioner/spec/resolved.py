@@ -14,6 +14,7 @@ from typing import Any
 
 from provisioner.core.promql import Sources
 from provisioner.kinds.base import Kind, Params
+from provisioner.spec.breaker import Breaker
 from provisioner.spec.environment import Environment
 from provisioner.spec.model import Aws, Azure, Baseline, Gcp, Notification, Route, Runtime, Selector, Thresholds
 
@@ -47,6 +48,7 @@ class ResolvedJob:
     gcp: Gcp = field(default_factory=Gcp)  # Cloud Monitoring metric source (the gcp backend)
     aws: Aws = field(default_factory=Aws)  # CloudWatch metric source (the cloudwatch backend)
     azure: Azure = field(default_factory=Azure)  # Azure Monitor metric source (the azure backend)
+    breaker: Breaker | None = None  # as configured; active only where the environment has a breaker block
 
     @property
     def warning_ratio(self) -> float:

@@ -25,6 +25,7 @@ from provisioner.kinds import series as s
 from provisioner.kinds.base import Alert, Facts, RuleContext
 from provisioner.render.gotext import literal_values
 from provisioner.render.prometheus.texts import alert_texts, context_annotations
+from provisioner.spec.breaker import rule_labels
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 HISTORY = "14d"  # history used when the spec gives no baseline
@@ -103,6 +104,7 @@ def context_labels(spec: ResolvedSpec, job: ResolvedJob, severity: str, kind: st
         "model_version": job.model_version,
         "managed_by": MANAGED_BY,
         **job.labels,
+        **rule_labels(spec.environment.breaker, job.breaker, severity, kind),
     }
 
 
