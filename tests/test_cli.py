@@ -369,3 +369,21 @@ def test_an_internal_error_exits_4_with_a_report_hint_and_no_traceback(repo: Pat
     assert "Traceback" not in result.stdout + result.stderr
     debug = memprov("plan", "--env", "local", cwd=repo, env={"MEMPROV_DEBUG": "1", "PYTHONPATH": str(hook)})
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_strict_refuses_kinds_a_backend_approximates_before_reading_anything(tmp_path: Path) -> None:
+    """plan/apply --strict: every approximated or unsupported kind is an error at its job (exit 2);
+    the aws environment's CloudWatch targets are never contacted (no credentials here), and an
+    environment whose backends express every kind natively plans as usual."""
+    repo = example_repo(tmp_path)
+    for args in (["plan"], ["apply", "--yes"]):
+        result = memprov(*args, "--env", "aws", "--strict", cwd=repo)
+        assert result.returncode == 2, result.stdout + result.stderr
+        line = next(i for i, t in enumerate((repo / "memprov.yaml").read_text().splitlines(), 1) if "clv-daily:" in t)
+        assert (
+            f"error: memprov.yaml:{line}: jobs.clv-daily: growth is approximated on cloudwatch (RATE() of per-period "
+            "troughs" in result.stderr
+        )
+        assert "oom_killed is approximated on cloudwatch" in result.stderr and "Traceback" not in result.stderr
+    local = memprov("plan", "--env", "local", "--strict", cwd=repo)
+    assert local.returncode == 0, local.stderr

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from provisioner.core.units import format_duration, format_size
 from provisioner.kinds import ALL as KINDS
+from provisioner.render.alertmanager import config
+from provisioner.render.prometheus.rules import rule_group
 from provisioner.spec.model import Opsgenie, PagerDuty
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -181,7 +183,6 @@ CONTEXT_ANNOTATIONS = ("summary", "description", "node", "current", "limit", "ru
 @check
 def alert_context(spec: ResolvedSpec) -> Iterator[Finding]:
     """Every rendered alert says which job, node and model, and links the dashboard and runbook."""
-    from provisioner.render.prometheus.rules import rule_group
 
     for job in spec.jobs_using("prometheus"):
         for rule in rule_group(spec, job)["rules"]:
@@ -205,7 +206,6 @@ def inhibition(spec: ResolvedSpec) -> Iterator[Finding]:
     """Critical must silence warning for the same job, or one incident notifies twice."""
     if not spec.jobs_using("alertmanager"):
         return
-    from provisioner.render.alertmanager import config
 
     rules = config(spec).get("inhibit_rules", [])
     ok = any(

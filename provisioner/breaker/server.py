@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from provisioner.breaker.service import Service
+from provisioner.core.secrets import REDACTOR
 
 MAX_BODY = 1024 * 1024
 MAX_ALERTS = 1000
@@ -36,7 +37,6 @@ class BreakerServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def say(self, line: str) -> None:
-        from provisioner.core.secrets import REDACTOR
 
         with self.log_lock:
             self.log.write(REDACTOR(line) + "\n")

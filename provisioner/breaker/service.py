@@ -11,7 +11,6 @@ serialised: the breaker acts rarely, and two deliveries of the same alert must n
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,20 +20,27 @@ from typing import Any
 
 from provisioner.breaker.audit import Audit
 from provisioner.breaker.ledger import Ledger
+from provisioner.breaker.orchestrators.airflow import Airflow
+from provisioner.breaker.orchestrators.airflow2 import Airflow2
+from provisioner.breaker.orchestrators.aws_batch import AwsBatch
 from provisioner.breaker.orchestrators.base import Call, Client, StepFailed, StepResult
+from provisioner.breaker.orchestrators.kfp import Kfp
+from provisioner.breaker.orchestrators.kubernetes import Kubernetes
 from provisioner.breaker.planner import Alert, Decision, Past, decide, screen
 from provisioner.core.errors import MemprovError, OperationError
-from provisioner.spec.breaker import Breaker, BreakerSettings, active
+from provisioner.core.secrets import resolve
+from provisioner.spec.breaker import (
+    AirflowTarget,
+    AwsBatchTarget,
+    Breaker,
+    BreakerSettings,
+    KfpTarget,
+    KubernetesTarget,
+    active,
+)
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 ClientFactory = Callable[[ResolvedSpec, ResolvedJob], Client]
-MODULES = {
-    ("airflow", "v2"): ("airflow", "Airflow"),
-    ("airflow", "v1"): ("airflow2", "Airflow2"),
-    ("kubernetes", ""): ("kubernetes", "Kubernetes"),
-    ("kfp", ""): ("kfp", "Kfp"),
-    ("aws_batch", ""): ("aws_batch", "AwsBatch"),
-}
 
 
 def expected_labels(job: ResolvedJob | None, breaker: Breaker | None) -> dict[str, str]:
@@ -58,20 +64,29 @@ def settings_of(spec: ResolvedSpec) -> BreakerSettings:
 
 
 def make_client(spec: ResolvedSpec, job: ResolvedJob) -> Client:
-    """The orchestrator client for a job (its module imported only now: boto3 only for AWS Batch)."""
-    from provisioner.core.secrets import resolve
-
-    breaker = job.breaker
+    """The orchestrator client for a job (SDKs and httpx are imported by a client when it first calls)."""
+    breaker, settings = job.breaker, settings_of(spec)
     assert breaker is not None
-    conn = getattr(settings_of(spec), breaker.orchestrator)
-    if conn is None:
-        raise OperationError(f"job {job.id}: environment {spec.env} has no breaker.{breaker.orchestrator} block")
-    api = getattr(conn, "api", "") if breaker.orchestrator == "airflow" else ""
-    module, cls = MODULES[(breaker.orchestrator, api)]
-    factory = getattr(importlib.import_module(f"provisioner.breaker.orchestrators.{module}"), cls)
-    if breaker.orchestrator == "airflow":
-        return factory(conn, breaker.target, resolve(conn.password) or "")  # type: ignore[no-any-return]
-    return factory(conn, breaker.target)  # type: ignore[no-any-return]
+    missing = OperationError(f"job {job.id}: environment {spec.env} has no breaker.{breaker.orchestrator} block")
+    target = breaker.target
+    if isinstance(target, AirflowTarget):
+        if settings.airflow is None:
+            raise missing
+        client = Airflow if settings.airflow.api == "v2" else Airflow2
+        return client(settings.airflow, target, resolve(settings.airflow.password) or "")
+    if isinstance(target, KubernetesTarget):
+        if settings.kubernetes is None:
+            raise missing
+        return Kubernetes(settings.kubernetes, target)
+    if isinstance(target, KfpTarget):
+        if settings.kfp is None:
+            raise missing
+        return Kfp(settings.kfp, target)
+    if isinstance(target, AwsBatchTarget):
+        if settings.aws_batch is None:
+            raise missing
+        return AwsBatch(settings.aws_batch, target)
+    raise AssertionError(f"no client for orchestrator {breaker.orchestrator}")  # pragma: no cover - the spec's Literal
 
 
 class Service:

@@ -5,14 +5,52 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from provisioner.cli.console import Console
-from provisioner.cli.plan import build_plan
+from provisioner.cli.root import EnvOpt, app, complete_backend, run_verb
 from provisioner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
-from provisioner.plan import output
-from provisioner.plan.contract import Target
-from provisioner.plan.engine import Result, apply
 from provisioner.plan.model import Plan
+
+if TYPE_CHECKING:
+    from provisioner.plan.contract import Target
+    from provisioner.plan.engine import Result
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="only these backends", autocompletion=complete_backend)
+    ] = None,
+    checksum: Annotated[str | None, typer.Option("--checksum", help="refuse unless the plan has this checksum")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="allow mass changes and taking over unowned resources")
+    ] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="parallel API calls")] = 8,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse alert kinds a backend approximates or cannot express (exit 2)")
+    ] = False,
+) -> None:
+    """Make it so: create, update and delete (owned only) what the plan shows."""
+    run_verb(
+        ctx,
+        lambda spec, color: run(
+            spec=spec,
+            color=color,
+            env=env,
+            backends=backend or [],
+            checksum=checksum,
+            yes=yes,
+            force=force,
+            concurrency=concurrency,
+            strict=strict,
+        ),
+    )
 
 
 def run(
@@ -25,14 +63,17 @@ def run(
     yes: bool,
     force: bool,
     concurrency: int,
+    strict: bool = False,
 ) -> int:
+    from provisioner.cli.plan import build_plan
+
     if checksum is not None and not checksum.strip():
         raise UsageError(
             "--checksum is empty (an unset CI variable?); pass the checksum that `memprov plan` printed, "
             "or leave the option out to apply without a pin"
         )
     with ExitStack() as locks:  # held until the apply ends: one apply at a time per target
-        plan, targets = build_plan(spec, env, backends, locks)
+        plan, targets = build_plan(spec, env, backends, locks, strict=strict)
         return _apply(
             plan, targets, color=color, env=env, checksum=checksum, yes=yes, force=force, concurrency=concurrency
         )
@@ -49,6 +90,9 @@ def _apply(
     force: bool,
     concurrency: int,
 ) -> int:
+    from provisioner.plan import output
+    from provisioner.plan.engine import apply as apply_plan
+
     console = Console(color=color)
     console.lines(output.text(plan))
     if plan.errors:
@@ -85,7 +129,7 @@ def _apply(
             style,
         )
 
-    report = apply(plan, targets, concurrency=concurrency, on_result=progress, force=force)
+    report = apply_plan(plan, targets, concurrency=concurrency, on_result=progress, force=force)
     console.line()
     console.lines(output.report_lines(report))
     if report.interrupted:

@@ -1,5 +1,6 @@
 """``memprov backtest``: when the rendered alerts would have fired on history, per job and alert;
-``--against REV`` puts another git revision's rules next to the working tree's."""
+``--against REV`` puts another git revision's rules next to the working tree's.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +10,55 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from provisioner.analysis.backtest import JobResult, backtest
-from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
+import typer
+
 from provisioner.cli.console import Console
+from provisioner.cli.root import EnvOpt, Format, HeaderOpt, JobsOpt, PrometheusOpt, SeriesOpt, SinceOpt, app, run_verb
 from provisioner.core.errors import EXIT_OK, OperationError, UsageError
 from provisioner.core.units import format_duration
-from provisioner.history import prometheus as history
-from provisioner.render.prometheus.rules import rule_group
-from provisioner.spec.loader import load
-from provisioner.spec.resolved import ResolvedSpec
+
+if TYPE_CHECKING:
+    from provisioner.analysis.backtest import JobResult
+    from provisioner.spec.resolved import ResolvedSpec
+
+
+@app.command()
+def backtest(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    since: SinceOpt = "30d",
+    prometheus: PrometheusOpt = None,
+    series: SeriesOpt = None,
+    header: HeaderOpt = None,
+    job: JobsOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", metavar="REV", help="compare with the rules at this git revision")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", metavar="DIR", help="write a PNG per job (needs matplotlib)", file_okay=False),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+) -> None:
+    """When each alert would have fired on past runs, evaluated by Prometheus: lead before OOM kills, false alarms."""
+    run_verb(
+        ctx,
+        lambda spec, color: run(
+            spec=spec,
+            color=color,
+            env=env,
+            since=since,
+            prometheus=prometheus,
+            series=series or [],
+            headers=header or [],
+            jobs=job or [],
+            against=against,
+            plot=plot,
+            fmt=fmt.value,
+        ),
+    )
 
 
 def run(
@@ -36,6 +75,11 @@ def run(
     plot: Path | None,
     fmt: str,
 ) -> int:
+    from provisioner.analysis.backtest import backtest as evaluate
+    from provisioner.cli.common import iso_minutes, parse_since, select_jobs
+    from provisioner.history import prometheus as history
+    from provisioner.spec.loader import load
+
     resolved = load(spec, env)
     window = parse_since(since)
     source = history.source_of(prometheus, series, None, headers, runs_ok=False)
@@ -52,8 +96,8 @@ def run(
     with history.open_querier(source, resolved.scrape_interval) as (prom, first, last):
         end = last
         start = max(first, last - window)
-        results = backtest(prom, resolved, selected, start, end)
-        before = backtest(prom, resolved, selected, start, end, groups=other) if other is not None else None
+        results = evaluate(prom, resolved, selected, start, end)
+        before = evaluate(prom, resolved, selected, start, end, groups=other) if other is not None else None
         if plot is not None:
             from provisioner.analysis.plot import render
 
@@ -79,6 +123,9 @@ def run(
 
 def _other_groups(resolved: ResolvedSpec, rev: str, env: str) -> dict[str, dict[str, Any]]:
     """The rule groups of the spec as it is at git revision ``rev`` (same environment)."""
+    from provisioner.render.prometheus.rules import rule_group
+    from provisioner.spec.loader import load
+
     base = resolved.spec_file.parent.resolve()
 
     def git(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -143,6 +190,8 @@ def _summary(results: list[JobResult]) -> dict[str, Any]:
 
 
 def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResult] | None, *, markdown: bool) -> str:
+    from provisioner.cli.common import iso_minutes, table
+
     h = "### " if markdown else ""
     out = [f"{h}Backtest of {meta['env']}: {meta['source']}, {meta['window_text']}", ""]
     head = ["job", "runs", "OOM kills", "caught", "median lead (min)", "false alarms / 100 runs", "flaps"]
@@ -213,6 +262,7 @@ def _verdict(then: Any, now: Any, better: str) -> str:
 
 
 def _as_json(meta: dict[str, Any], results: list[JobResult], before: list[JobResult] | None) -> dict[str, Any]:
+
     def one(rs: list[JobResult]) -> dict[str, Any]:
         return {
             "summary": _summary(rs),

@@ -5,16 +5,62 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from provisioner.analysis import baseline as bl
-from provisioner.backends.files import atomic_write
-from provisioner.cli.common import iso_minutes, parse_since, select_jobs, table
+import typer
+
 from provisioner.cli.console import Console
+from provisioner.cli.root import EnvOpt, Format, HeaderOpt, JobsOpt, PrometheusOpt, SeriesOpt, SinceOpt, app, run_verb
 from provisioner.core.errors import EXIT_FAILED, EXIT_OK, SpecError, UsageError
 from provisioner.core.units import format_duration, format_size
-from provisioner.history import prometheus as history
-from provisioner.spec.loader import load
-from provisioner.spec.resolved import ResolvedSpec
+
+if TYPE_CHECKING:
+    from provisioner.analysis import baseline as bl
+    from provisioner.spec.resolved import ResolvedSpec
+
+
+@app.command()
+def baseline(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    since: SinceOpt = "30d",
+    prometheus: PrometheusOpt = None,
+    series: SeriesOpt = None,
+    runs: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs", metavar="FILE", help="CSV/JSON of runs (job,start,end,peak[,outcome]) or a memprov run --history"
+        ),
+    ] = None,
+    cloudwatch: Annotated[
+        bool, typer.Option("--cloudwatch", help="GetMetricData through the environment's cloudwatch target")
+    ] = False,
+    azure: Annotated[bool, typer.Option("--azure", help="Azure Monitor metrics through the azure target")] = False,
+    gcp: Annotated[bool, typer.Option("--gcp", help="Cloud Monitoring time series through the gcp target")] = False,
+    header: HeaderOpt = None,
+    job: JobsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print, do not write baselines/<env>.yaml")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+) -> None:
+    """Peaks (p50/p95/p99/max), usual growth and proposed thresholds from past runs; writes baselines/<env>.yaml."""
+    run_verb(
+        ctx,
+        lambda spec, color: run(
+            spec=spec,
+            color=color,
+            env=env,
+            since=since,
+            prometheus=prometheus,
+            series=series or [],
+            runs=runs,
+            clouds=[name for name, on in (("cloudwatch", cloudwatch), ("azure", azure), ("gcp", gcp)) if on],
+            headers=header or [],
+            jobs=job or [],
+            dry_run=dry_run,
+            fmt=fmt.value,
+        ),
+    )
+
 
 CLOUD_EXAMPLES = {"cloudwatch": "aws", "azure": "azure", "gcp": "gcp"}
 
@@ -38,6 +84,12 @@ def run(
     dry_run: bool,
     fmt: str,
 ) -> int:
+    from provisioner.analysis import baseline as bl
+    from provisioner.backends.files import atomic_write
+    from provisioner.cli.common import iso_minutes, parse_since, select_jobs
+    from provisioner.history import prometheus as history
+    from provisioner.spec.loader import load
+
     resolved = load(spec, env, baselines=False)  # the file this command rewrites may be what is wrong
     window = parse_since(since)
     source = history.source_of(prometheus, series, runs, headers, clouds=clouds)
@@ -141,6 +193,8 @@ def _as_json(b: bl.JobBaseline) -> dict[str, object]:
 
 
 def _print(console: Console, results: list[bl.JobBaseline], markdown: bool) -> None:
+    from provisioner.cli.common import table
+
     head = ["job", "runs", "p50", "p95", "p99", "max", "velocity/min", "limit", "proposed warning", "critical"]
     rows = [
         [

@@ -14,10 +14,67 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
+
+from provisioner.cli.root import EnvOpt, Format, app, run_verb
 from provisioner.core.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
-from provisioner.spec.resolved import ResolvedSpec
+
+if TYPE_CHECKING:
+    from provisioner.spec.resolved import ResolvedSpec
+
+
+breaker_app = typer.Typer(
+    help="The circuit breaker: when an OOM is coming, pause the job, give it more memory, resume it.",
+    no_args_is_help=True,
+)
+app.add_typer(breaker_app, name="breaker")
+
+
+@breaker_app.command("serve")
+def breaker_serve(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    listen: Annotated[str | None, typer.Option("--listen", metavar="HOST:PORT", help="default: breaker.listen")] = None,
+    state: Annotated[
+        Path | None, typer.Option("--state-dir", metavar="DIR", help="ledger and audit (default: breaker.state_dir)")
+    ] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="decide and audit, change nothing")] = False,
+) -> None:
+    """Receive Alertmanager's webhook and act on the orchestrators (until SIGTERM)."""
+    run_verb(
+        ctx, lambda spec, color: serve(spec=spec, color=color, env=env, listen=listen, state=state, read_only=read_only)
+    )
+
+
+@breaker_app.command("plan")
+def breaker_plan(
+    ctx: typer.Context,
+    alert: Annotated[Path, typer.Option("--alert", metavar="FILE", help="an Alertmanager webhook payload (JSON)")],
+    env: EnvOpt = "local",
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+) -> None:
+    """What the breaker would do with an alert: reads the orchestrator, changes nothing."""
+    run_verb(ctx, lambda spec, color: plan(spec=spec, color=color, env=env, alert=alert, fmt=fmt.value))
+
+
+@breaker_app.command("history")
+def breaker_history(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    job: Annotated[str | None, typer.Option("--job", "-j", help="only this job")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.text,
+    state: Annotated[
+        Path | None, typer.Option("--state-dir", metavar="DIR", help="where serve keeps its audit")
+    ] = None,
+    last: Annotated[int, typer.Option("--last", help="only the last N decisions (0: all)")] = 50,
+) -> None:
+    """The breaker's decisions from its audit log, as a table, Markdown or JSON."""
+    run_verb(
+        ctx,
+        lambda spec, color: history(spec=spec, color=color, env=env, job=job, fmt=fmt.value, state=state, last=last),
+    )
 
 
 def state_dir(spec: ResolvedSpec, override: Path | None) -> Path:

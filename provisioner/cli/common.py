@@ -7,9 +7,10 @@ from pathlib import Path
 
 from provisioner.backends.registry import build, configure
 from provisioner.core import secrets
-from provisioner.core.errors import SpecError, UsageError
+from provisioner.core.errors import Problem, SpecError, UsageError
 from provisioner.core.types import SecretRef
 from provisioner.core.units import parse_duration
+from provisioner.kinds.base import Level
 from provisioner.plan.planner import Binding
 from provisioner.spec.loader import environments, load
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
@@ -38,6 +39,24 @@ def backends(resolved: ResolvedSpec, only: list[str] | None = None) -> list[Bind
     refs = [v for ch in resolved.notifications.values() for v in ch.__dict__.values() if isinstance(v, SecretRef)]
     secrets.register_env(refs)
     return build(resolved, only or [])
+
+
+def inexact(resolved: ResolvedSpec, bindings: Sequence[Binding]) -> list[Problem]:
+    """Each alert kind a backend approximates or cannot express (what ``--strict`` refuses), at the job's key."""
+    out = []
+    for backend, _ in bindings:
+        for s in backend.support():
+            if s.support.level is Level.NATIVE:
+                continue
+            why = f" ({s.support.why})" if s.support.why else ""
+            message = (
+                f"{s.kind.value} is {s.support.level.value} on {backend.name}{why}; --strict refuses it: "
+                f"disable the kind for this job, leave {backend.name} out of its backends, or plan without --strict"
+            )
+            path = ("jobs", s.job)
+            file, line = resolved.where.get(path, (str(resolved.spec_file.name), None))
+            out.append(Problem(message, file, line, f"jobs.{s.job}"))
+    return out
 
 
 def parse_since(since: str) -> float:

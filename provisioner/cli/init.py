@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from provisioner.backends import artefacts
-from provisioner.backends.files import atomic_write
-from provisioner.cli.common import load_all
+import typer
+
 from provisioner.cli.console import Console
-from provisioner.spec.scaffold import scaffold
+from provisioner.cli.root import app, run_verb
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="where to create the monitoring repository", file_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing memprov.yaml")] = False,
+) -> None:
+    """Scaffold a monitoring repository: memprov.yaml, environments/, templates/, dashboards/, Makefile."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, directory=directory, force=force))
 
 
 def run(*, spec: Path, color: bool | None, directory: Path, force: bool) -> int:
+    from provisioner.backends import artefacts
+    from provisioner.backends.files import atomic_write
+    from provisioner.cli.common import load_all
+    from provisioner.render.scaffold import scaffold
+
     console = Console(color=color)
     written = scaffold(directory, force)
     dashboards = 0

@@ -11,10 +11,25 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from provisioner.cli.console import Console
+from provisioner.cli.root import EnvOpt, app, run_verb
 from provisioner.core.errors import EXIT_OK, OperationError, UsageError
-from provisioner.spec.loader import load
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for the PNGs", file_okay=False)] = Path(
+        "out/preview"
+    ),
+) -> None:
+    """Draw a PNG of each dashboard (layout, thresholds, a synthetic run) for pull-request review."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, env=env, out=out))
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -33,6 +48,8 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def run(*, spec: Path, color: bool | None, env: str, out: Path) -> int:
+    from provisioner.spec.loader import load
+
     resolved = load(spec, env)
     try:
         import matplotlib  # noqa: F401 - only to say clearly that it is missing

@@ -11,10 +11,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from provisioner.cli.root import app, run_verb
 from provisioner.core.errors import OperationError, UsageError
 from provisioner.core.units import parse_duration
 from provisioner.run import profile as prof
+
+profile_app = typer.Typer(help="Hand a job to a memory profiler (memray).", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("attach")
+def profile_attach(
+    ctx: typer.Context,
+    pid: Annotated[int, typer.Option("--pid", help="the running Python process")],
+    duration: Annotated[str, typer.Option("--duration", help="how long to track (1s to 1h)")] = "30s",
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="keep the capture there", dir_okay=False)
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="how many source lines to print")] = 10,
+) -> None:
+    """Attach memray to a running Python job for a while (needs gdb or lldb); print the top allocating lines."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, pid=pid, duration=duration, out=out, top=top))
 
 
 def _memray(*args: str) -> subprocess.CompletedProcess[str]:

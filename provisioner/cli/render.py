@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from provisioner.backends import artefacts
-from provisioner.backends.files import atomic_write
-from provisioner.cli.common import load_all
+import typer
+
 from provisioner.cli.console import Console
+from provisioner.cli.root import OptEnvOpt, app, run_verb
 from provisioner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    env: OptEnvOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write every artefact under DIR/<backend>/", file_okay=False)
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="write nothing; exit 1 with a diff if files are stale")
+    ] = False,
+) -> None:
+    """Write the committed dashboards/<env>/ (or, with --out, every artefact); --check verifies them."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, env=env, out=out, check=check))
+
 
 MAX_DIFF_LINES = 80
 
 
 def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, check: bool) -> int:
+    from provisioner.backends import artefacts
+    from provisioner.cli.common import load_all
+
     resolved = load_all(spec, env)
     if out is not None and len(resolved) != 1:
         raise UsageError("--out writes one environment; add --env ENV")
@@ -67,6 +87,8 @@ def _write_changed(files: dict[Path, str]) -> int:
     ``memprov render``. Without fsync a write does not wait on the disk, so one thread is fastest
     (threads only contend for the interpreter lock).
     """
+    from provisioner.backends.files import atomic_write
+
     written = 0
     for path, text in files.items():
         if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from provisioner.cli.console import Console
+from provisioner.cli.root import app, run_verb
+
+
+@app.command()
+def schema(
+    ctx: typer.Context,
+    environment: Annotated[bool, typer.Option("--environment", help="schema of environments/<env>.yaml")] = False,
+) -> None:
+    """Print the JSON Schema of memprov.yaml (or of an environment file), for editors."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, environment=environment))
 
 
 def run(*, spec: Path, color: bool | None, environment: bool) -> int:

@@ -5,18 +5,36 @@ from __future__ import annotations
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Annotated
 
-from provisioner.backends.files import atomic_write
+import typer
+
 from provisioner.cli.console import Console
+from provisioner.cli.root import EnvOpt, app, run_verb
 from provisioner.core import tools
 from provisioner.core.errors import EXIT_FAILED, EXIT_OK
 from provisioner.core.yamlio import dumps
-from provisioner.render.prometheus import rules as prom
-from provisioner.render.prometheus import rulestest
-from provisioner.spec.loader import load
+
+
+@app.command("test")
+def test_rules(
+    ctx: typer.Context,
+    env: EnvOpt = "local",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="keep the generated files in DIR", file_okay=False)
+    ] = None,
+    job: Annotated[list[str] | None, typer.Option("--job", "-j", help="only these jobs")] = None,
+) -> None:
+    """Prove the rules with promtool: each alert fires on a synthetic surge/leak/step, silent when healthy."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, env=env, out=out, jobs=job or []))
 
 
 def run(*, spec: Path, color: bool | None, env: str, out: Path | None, jobs: list[str]) -> int:
+    from provisioner.backends.files import atomic_write
+    from provisioner.render.prometheus import rules as prom
+    from provisioner.render.prometheus import rulestest
+    from provisioner.spec.loader import load
+
     resolved = load(spec, env)
     console = Console(color=color)
     selected = [j for j in resolved.jobs_using("prometheus") if not jobs or j.id in jobs]

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioner.backends.artefacts import render_problems
-from provisioner.cli.common import load_all
+import typer
+
 from provisioner.cli.console import Console
+from provisioner.cli.root import OptEnvOpt, app, run_verb
 from provisioner.core.errors import Problem, SpecError
 
 
+@app.command()
+def validate(ctx: typer.Context, env: OptEnvOpt = None) -> None:
+    """Check the spec and its environment overlays; print every problem as file:line."""
+    run_verb(ctx, lambda spec, color: run(spec=spec, color=color, env=env))
+
+
 def run(*, spec: Path, color: bool | None, env: str | None) -> int:
+    from provisioner.backends.artefacts import render_problems
+    from provisioner.cli.common import load_all
+
     resolved = load_all(spec, env)
     problems: list[Problem] = []
     for r in resolved:  # render everything, as plan and apply will: templates, every rule expression

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.core.errors import OperationError
-from provisioner.core.types import SecretRef
+
+if TYPE_CHECKING:  # the CLI's console redacts through this module at start-up: no pydantic there
+    from provisioner.core.types import SecretRef
 
 MIN_SECRET_LEN = 4
 

@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provisioner.core.errors import Problem, SpecError, UsageError
-from provisioner.core.units import parse_size
-from provisioner.history.promapi import Labels, Series
+from provisioner.core.secrets import REDACTOR
+from provisioner.core.units import format_duration, parse_size
+from provisioner.history.promapi import Labels, PrometheusClient, Series, TempPrometheus
 from provisioner.kinds import growth
+from provisioner.run import history as run_history
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 STEP = 300.0  # resolution of the per-run summaries
@@ -105,7 +107,6 @@ def over_time(fn: str, expr: str, window: float, resolution: float) -> str:
 
 
 def _dur(seconds: float) -> str:
-    from provisioner.core.units import format_duration
 
     return format_duration(seconds)
 
@@ -285,7 +286,6 @@ def span(series: Iterable[Series]) -> tuple[float, float]:
 @contextmanager
 def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[tuple[Any, float, float]]:
     """A temporary Prometheus holding the series of ``paths``: ``(querier, first, last sample time)``."""
-    from provisioner.history.promapi import TempPrometheus
 
     series = read_series_files(paths)
     first, last = span(series)
@@ -298,7 +298,6 @@ def local_prometheus(paths: Sequence[Path], scrape_interval: float) -> Iterator[
 @contextmanager
 def remote_prometheus(url: str, headers: dict[str, str]) -> Iterator[tuple[Any, float, float]]:
     """A Prometheus-compatible API at ``url``: ``(querier, -inf, now)``."""
-    from provisioner.history.promapi import PrometheusClient
 
     if not re.match(r"^https?://", url):
         raise UsageError(f"--prometheus {url}: give an http:// or https:// URL")
@@ -332,7 +331,6 @@ def _time(value: object, where: Where) -> float:
 def _run_history(path: Path, env: str | None) -> list[tuple[Where, dict[str, Any]]]:
     """Rows from ``memprov run``'s history (a directory, or its ``runs.jsonl``), dead wrappers'
     heartbeats included as ``incomplete``; runs of other environments are left out."""
-    from provisioner.run import history as run_history
 
     try:
         records = run_history.read(path if path.is_dir() else path.parent)
@@ -465,8 +463,6 @@ def open_querier(source: Source, scrape_interval: float) -> Iterator[tuple[Any, 
         headers = dict(source.headers)
         token = os.environ.get("MEMPROV_PROMETHEUS_TOKEN")
         if token:
-            from provisioner.core.secrets import REDACTOR
-
             REDACTOR.add(token)
             headers["Authorization"] = f"Bearer {token}"
         with remote_prometheus(source.prometheus, headers) as found:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from provisioner.core.yamlio import dumps
+
 MASS_CHANGE_MIN_EXISTING = 10
 MASS_CHANGE_FRACTION = 0.3
 
@@ -87,7 +89,6 @@ def _pretty(body: Any) -> str:
     """Bodies as YAML (readable PromQL and text), keys in their rendered order."""
     if isinstance(body, str):
         return body
-    from provisioner.core.yamlio import dumps
 
     return dumps(body)
 

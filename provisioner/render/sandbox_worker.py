@@ -22,6 +22,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from provisioner.core.promql import quote
+
 MAX_RANGE = 10_000
 MEMORY_LIMIT = 1024 * 1024 * 1024  # address space of the worker: a string bomb fails with MemoryError
 
@@ -56,8 +58,6 @@ def _environment(dirs: tuple[str, ...]) -> Any:
     from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    from provisioner.core.promql import quote
 
     class ConfinedLoader(FileSystemLoader):
         """A template file must really live in its directory: a symlink pointing out of it is refused."""

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner.run.procs import rss
+
 UNLIMITED = 2**60  # v1 reports "no limit" as a page-rounded LONG_MAX
 
 
@@ -169,7 +171,6 @@ SMALL = 32 * 2**20  # an ancestor this small (sh -c, tini) does not spoil the cg
 
 def _small_ancestors(pid: int) -> set[int]:
     """The ancestors of ``pid`` whose resident memory is small (an entry-point shell, an init)."""
-    from provisioner.run.procs import rss
 
     out = set()
     while True:

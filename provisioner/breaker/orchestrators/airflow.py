@@ -23,6 +23,7 @@ import httpx
 from provisioner.breaker.orchestrators.base import Call, HttpClient
 from provisioner.breaker.planner import Decision, Observed
 from provisioner.core.errors import OperationError
+from provisioner.core.secrets import REDACTOR
 from provisioner.core.units import format_size, parse_size
 from provisioner.spec.breaker import AirflowConnection, AirflowTarget
 
@@ -56,7 +57,6 @@ class Airflow(HttpClient):
                 f"{self.what}: POST /auth/token answered {r.status_code}; check breaker.airflow.username/password"
             )
         token = str(r.json().get("access_token", ""))
-        from provisioner.core.secrets import REDACTOR
 
         REDACTOR.add(token)
         self.http.headers["Authorization"] = f"Bearer {token}"

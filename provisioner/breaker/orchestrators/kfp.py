@@ -19,6 +19,7 @@ from provisioner.breaker.orchestrators.airflow import quantity
 from provisioner.breaker.orchestrators.base import Call, HttpClient
 from provisioner.breaker.planner import Decision, Observed
 from provisioner.core.errors import OperationError
+from provisioner.core.secrets import resolve
 from provisioner.core.units import parse_size
 from provisioner.spec.breaker import KfpConnection, KfpTarget
 
@@ -30,7 +31,6 @@ class Kfp(HttpClient):
     name = "kfp"
 
     def __init__(self, conn: KfpConnection, target: KfpTarget) -> None:
-        from provisioner.core.secrets import resolve
 
         token = resolve(conn.token) if conn.token else None
         super().__init__(conn.url, headers={"Authorization": f"Bearer {token}"} if token else {})

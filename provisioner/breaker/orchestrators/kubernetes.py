@@ -26,6 +26,7 @@ from provisioner.breaker.orchestrators.airflow import quantity
 from provisioner.breaker.orchestrators.base import Call, HttpClient, Record, StepFailed, StepResult
 from provisioner.breaker.planner import Decision, Observed
 from provisioner.core.errors import OperationError
+from provisioner.core.secrets import resolve
 from provisioner.core.units import parse_size
 from provisioner.spec.breaker import KubernetesConnection, KubernetesTarget
 
@@ -49,7 +50,6 @@ class Kubernetes(HttpClient):
     name = "kubernetes"
 
     def __init__(self, conn: KubernetesConnection, target: KubernetesTarget) -> None:
-        from provisioner.core.secrets import resolve
 
         token = resolve(conn.token) if conn.token else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}

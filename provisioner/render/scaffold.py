@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from provisioner.core.errors import UsageError
+from provisioner.render.templating import PACKAGE_TEMPLATES, REPO_TEMPLATES
 
 PACKAGE_EXAMPLE = Path(__file__).resolve().parent.parent / "_example"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -50,7 +51,6 @@ def example_root() -> Path:
 
 
 def template_names() -> list[str]:
-    from provisioner.render.templating import PACKAGE_TEMPLATES, REPO_TEMPLATES
 
     root = PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else REPO_TEMPLATES
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.j2"))
