@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 
-from provisioner.backends.registry import BACKENDS
-from provisioner.cli.root import BACKEND_NAMES
 from provisioner.kinds import ALL
 from provisioner.kinds.base import Kind
 from tests.helpers import ROOT
@@ -114,7 +112,3 @@ def test_every_kind_has_one_module_in_kind_order() -> None:
         module = PACKAGE / "kinds" / f"{kind.kind.value}.py"
         assert module.is_file(), f"kind {kind.kind} has no module {module}"
         assert kind.explain and kind.names, kind.kind
-
-
-def test_completion_knows_every_backend() -> None:
-    assert tuple(BACKENDS) == BACKEND_NAMES

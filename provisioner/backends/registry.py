@@ -32,10 +32,36 @@ BACKENDS: dict[str, type[Backend]] = {
 }
 
 
+def unknown(name: str) -> str:
+    """Why ``name`` is not a backend, and which are."""
+    options = list(BACKENDS)
+    return f'"{name}" is not one of {", ".join(options[:-1])} or {options[-1]}{did_you_mean(name, options)}'
+
+
+def _names(spec: ResolvedSpec) -> list[Problem]:
+    """Backend names the spec uses (defaults.backends, jobs.<id>.backends, targets.<name>) that do not exist."""
+    problems = [
+        locate(spec.targets, ("targets", name), unknown(name)) for name in spec.targets.blocks if name not in BACKENDS
+    ]
+    for job in spec.jobs:
+        own = ("jobs", job.id, "backends")
+        path = own if own in spec.where else ("defaults", "backends")
+        for i, name in enumerate(job.backends):
+            if name not in BACKENDS:
+                file, line = spec.where.get((*path, i), spec.where.get(path, (str(spec.spec_file.name), None)))
+                problem = Problem(unknown(name), file, line, f"{'.'.join(map(str, path))}[{i}]")
+                if problem not in problems:
+                    problems.append(problem)
+    return problems
+
+
 def configure(spec: ResolvedSpec) -> dict[str, TargetConfig]:
-    """Each ``targets.<backend>`` block validated by the model of its ``type``; every problem at once."""
+    """Each ``targets.<backend>`` block validated by the model of its ``type``, after checking that every
+    backend the spec names exists; every problem at once."""
     out: dict[str, TargetConfig] = {}
-    problems: list[Problem] = []
+    problems = _names(spec)
+    if problems:
+        raise SpecError(problems)
     for backend, raw in spec.targets.blocks.items():
         types = BACKENDS[backend].TARGETS
         kind = raw.get("type", "files") if isinstance(raw, dict) else None

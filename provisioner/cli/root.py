@@ -45,18 +45,10 @@ def complete_env(ctx: typer.Context, incomplete: str) -> list[str]:
     return sorted(n for n in names if n.startswith(incomplete))
 
 
-BACKEND_NAMES = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "cloudwatch",
-    "gcp",
-    "azure",
-)  # as the registry (a test checks)
-
-
 def complete_backend(incomplete: str) -> list[str]:
-    return [b for b in BACKEND_NAMES if b.startswith(incomplete)]
+    from provisioner.backends.registry import BACKENDS  # only when completing: the registry loads pydantic
+
+    return [b for b in BACKENDS if b.startswith(incomplete)]
 
 
 EnvOpt = Annotated[

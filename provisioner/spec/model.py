@@ -24,8 +24,9 @@ from provisioner.spec.breaker import Breaker
 from provisioner.spec.labels import AlertLabelName, LabelName, Regex
 from provisioner.spec.merge import Merge
 
-BackendName = Literal["prometheus", "alertmanager", "grafana", "cloudwatch", "azure", "gcp"]
-BACKEND_NAMES: tuple[str, ...] = BackendName.__args__  # type: ignore[attr-defined]
+BACKEND_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
+BackendName = Annotated[str, Field(pattern=BACKEND_PATTERN)]
+"""A backend's name; which names exist is the registry's to say (provisioner.backends.registry.configure)."""
 Runtime = Literal["kubernetes", "vm", "process"]
 Severity = Literal["info", "warning", "critical"]
 AwsPlatform = Literal["eks", "ecs", "ec2", "sagemaker"]
@@ -41,6 +42,7 @@ PATTERN_HELP = {
     CHANNEL_PATTERN: "use a channel name such as #ml-platform or @someone (letters, digits, '-', '_', '.')",
     URL_PATTERN: "use an http:// or https:// URL without spaces",
     METRIC_PATTERN: "use a Prometheus metric name (letters, digits, '_' and ':', not starting with a digit)",
+    BACKEND_PATTERN: "use a backend name such as prometheus, grafana or cloudwatch (lowercase letters)",
 }
 """How to write a value that must match a pattern; the loader says this instead of the regex."""
 PATTERN_HELP.update(BREAKER_PATTERN_HELP)
