@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, memprov
+from tests.helpers import memprov
 from tests.test_run import WORKLOAD, wait_for_path
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
@@ -122,7 +123,7 @@ def test_pushgateway_put_has_the_grouping_key_without_instance(tmp_path: Path) -
                        "--", "true", cwd=tmp_path)  # fmt: skip
         assert done.returncode == 2  # a job id with a space is refused before anything runs
         done = memprov("run", "--job", "clv-daily", "--env", "prod", "--pushgateway", fake.url + "/", "--cgroup",
-                       "none", "--", "true", cwd=tmp_path)  # fmt: skip
+                       "none", "--", "sleep", "0.2", cwd=tmp_path)  # fmt: skip
         assert done.returncode == 0, done.stderr
     finally:
         fake.server.shutdown()
@@ -149,8 +150,9 @@ def test_listen_serves_live_metrics_with_a_monotone_peak(tmp_path: Path) -> None
     port = free_port()
     wrapper = subprocess.Popen(
         [sys.executable, "-m", "provisioner", "run", "--job", "j", "--env", "dev", "--listen", f"127.0.0.1:{port}",
-         "--interval", "100ms", "--cgroup", "none", "--", sys.executable, str(script), "hold", str(tmp_path)],
-        cwd=ROOT,
+         "--interval", "100ms", "--cgroup", "none", "--linger", "0", "--", sys.executable, str(script), "hold",
+         str(tmp_path)],
+        cwd=tmp_path,
     )  # fmt: skip
     try:
         wait_for_path(tmp_path / "ready")
@@ -169,3 +171,97 @@ def test_listen_serves_live_metrics_with_a_monotone_peak(tmp_path: Path) -> None
         wrapper.terminate()
         wrapper.wait(60)
     assert wrapper.returncode == 128 + 15
+
+
+def listening(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """``memprov run --listen 127.0.0.1:PORT ARGS`` started in the background (stderr kept)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "run", "--job", "j", "--history", "h", "--listen", f"127.0.0.1:{port}",
+         *args],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_recorded(history: Path, wrapper: subprocess.Popen[str], deadline: float = 60) -> dict[str, object]:
+    """The run's record, which the wrapper writes before it lingers."""
+    end = time.monotonic() + deadline
+    while not (history / "runs.jsonl").exists():
+        assert wrapper.poll() is None and time.monotonic() < end, "the run ended without a record"
+        time.sleep(0.05)
+    return dict(json.loads((history / "runs.jsonl").read_text()))
+
+
+def test_listen_serves_the_final_values_until_one_scrape_reads_them(tmp_path: Path) -> None:
+    port = free_port()
+    code = "import time; b = bytearray(100 * 2**20); time.sleep(0.5)"
+    wrapper = listening(tmp_path, port, "--", sys.executable, "-c", code)
+    try:
+        rec = wait_recorded(tmp_path / "h", wrapper)
+        time.sleep(1.5)
+        assert wrapper.poll() is None, "stopped serving before anyone read the final values"
+        found = samples(get(f"http://127.0.0.1:{port}/metrics"))
+        assert found["memprov_job_running"][1] == 0 and found["memprov_job_run_exit_code"][1] == 0
+        assert found["memprov_job_run_peak_bytes"][1] == rec["peak_rss_bytes"] >= 100 * 2**20
+        assert wrapper.wait(10) == 0  # that scrape was the one it waited for
+        assert "until the next scrape" in (wrapper.stderr.read() if wrapper.stderr else "")
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+
+
+def test_linger_serves_for_that_long_and_zero_not_at_all(tmp_path: Path) -> None:
+    port = free_port()
+    wrapper = listening(tmp_path, port, "--linger", "3s", "--", "true")
+    try:
+        wait_recorded(tmp_path / "h", wrapper)
+        ended = time.monotonic()
+        for _ in range(2):  # scrapes do not end it early
+            assert samples(get(f"http://127.0.0.1:{port}/metrics"))["memprov_job_running"][1] == 0
+        assert wrapper.wait(30) == 0
+        assert 2.5 <= time.monotonic() - ended <= 10
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+    (tmp_path / "h" / "runs.jsonl").unlink()
+    wrapper = listening(tmp_path, port, "--linger", "0", "--", "true")
+    assert wrapper.wait(30) == 0
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{port}/metrics")
+
+
+def test_linger_needs_listen(tmp_path: Path) -> None:
+    done = memprov("run", "--job", "j", "--linger", "5s", "--", "true", cwd=tmp_path)
+    assert done.returncode == 2 and "--linger is for --listen" in done.stderr
+
+
+SPIKE = """
+import os, sys, time
+spike = bytearray(400 * 10**6)
+time.sleep(0.3)
+del spike
+open(os.path.join(sys.argv[1], "spiked"), "w").close()
+time.sleep(4)
+"""
+
+
+@pytest.mark.parametrize("cgroup", ["auto", "none"])
+def test_the_live_peak_gauge_holds_a_spike_between_samples(tmp_path: Path, cgroup: str) -> None:
+    """A 400 MB spike of 300 ms under 1 s samples: the live gauge (the kernel's marks: the job
+    cgroup's, or the process's VmHWM) has it while the job still runs, as the final record does."""
+    script = tmp_path / "spike.py"
+    script.write_text(SPIKE)
+    port = free_port()
+    wrapper = listening(tmp_path, port, "--interval", "1s", "--cgroup", cgroup, "--linger", "0", "--",
+                        sys.executable, str(script), str(tmp_path))  # fmt: skip
+    try:
+        wait_for_path(tmp_path / "spiked")
+        time.sleep(1.3)  # at least one publish after the spike
+        found = samples(get(f"http://127.0.0.1:{port}/metrics"))
+        assert found["memprov_job_running"][1] == 1
+        live = found["memprov_job_rss_peak_bytes"][1]
+        assert wrapper.wait(60) == 0
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+    rec = json.loads((tmp_path / "h" / "runs.jsonl").read_text())
+    assert live >= 400 * 10**6 and abs(live - rec["peak_rss_bytes"]) <= 0.03 * rec["peak_rss_bytes"], (live, rec)

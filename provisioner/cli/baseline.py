@@ -105,7 +105,11 @@ def run(
         selected = select_jobs(resolved.jobs, jobs, "the spec has")
     found: dict[str, list[history.Run]] = {}
     if source.runs:
-        all_runs = history.read_runs_file(source.runs, [j.id for j in resolved.jobs], env)
+
+        def warn(text: str) -> None:
+            Console(stderr=True, color=color).line(f"warning: {text}", "yellow")
+
+        all_runs = history.read_runs_file(source.runs, [j.id for j in resolved.jobs], env, warn=warn)
         last = max((r.end for r in all_runs), default=0.0)
         for job in selected:
             found[job.id] = [r for r in all_runs if r.job == job.id and r.start >= last - window]

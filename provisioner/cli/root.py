@@ -2,7 +2,7 @@
 share, and :func:`run_verb`, which turns a verb's outcome (an exit code, or memprov's errors) into
 the process's exit code and ``error: file:line: ...`` lines.
 
-Every verb module imports this one at start-up (:mod:`provisioner.cli.app` imports them all), so
+Every verb module imports this one at start-up (:mod:`provisioner.cli.verbs` imports them all), so
 it imports typer and the standard library only; a verb's work imports what it needs when it runs,
 so that ``memprov --help`` stays fast and no cloud SDK is ever loaded for it.
 """

@@ -24,7 +24,7 @@ import json
 import math
 import re
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -346,10 +346,16 @@ def _run_history(path: Path, env: str | None) -> list[tuple[Where, dict[str, Any
     return rows
 
 
-def read_runs_file(path: Path, jobs: Iterable[str], env: str | None = None) -> list[Run]:
+def read_runs_file(
+    path: Path, jobs: Iterable[str], env: str | None = None, warn: Callable[[str], None] | None = None
+) -> list[Run]:
     """Runs from a CSV (header ``job,start,end,peak[,outcome][,limit]``) or JSON (a list of objects) file,
-    or from ``memprov run``'s history (its directory or ``runs.jsonl``; only ``env``'s runs when given)."""
+    or from ``memprov run``'s history (its directory or ``runs.jsonl``; only ``env``'s runs when given).
+
+    A history is shared by every wrapper on a node, so its runs of jobs the spec does not have are
+    skipped, said through ``warn``; in a CSV/JSON file written for this spec they are errors."""
     known = set(jobs)
+    skipped: dict[str, int] = {}
     history = path.is_dir() or path.suffix == ".jsonl"
     text = "" if history else "".join(_open_text(path))
     rows: list[tuple[Where, dict[str, Any]]] = []
@@ -377,6 +383,9 @@ def read_runs_file(path: Path, jobs: Iterable[str], env: str | None = None) -> l
     for where, row in rows:
         try:
             job = str(row.get("job", "")).strip()
+            if history and job not in known:
+                skipped[job] = skipped.get(job, 0) + 1
+                continue
             if job not in known:
                 hint = f"; known jobs: {', '.join(sorted(known))}" if known else ""
                 raise _problem(f"unknown job {job!r}{hint}", where)
@@ -397,6 +406,9 @@ def read_runs_file(path: Path, jobs: Iterable[str], env: str | None = None) -> l
             problems += e.problems
     if problems:
         raise SpecError(problems)
+    if skipped and warn is not None:
+        names = ", ".join(f"{job!r} ({n})" for job, n in sorted(skipped.items()))
+        warn(f"{path}: skipped {sum(skipped.values())} run(s) of job(s) the spec does not have: {names}")
     return sorted(out, key=lambda r: (r.start, r.job))
 
 

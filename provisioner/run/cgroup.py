@@ -1,13 +1,14 @@
-"""The memory cgroup a job runs in: v2 (``memory.current``/``peak``/``max``/``events``) or v1
-(``memory.usage_in_bytes``/``max_usage_in_bytes``/``limit_in_bytes``/``oom_control``).
+"""Reading a memory cgroup: v2 (``memory.current``/``peak``/``max``/``events``/``stat``) or v1
+(``memory.usage_in_bytes``/``max_usage_in_bytes``/``limit_in_bytes``/``oom_control``/``stat``),
+and finding the one a process lives in.
 
-A cgroup's peak is exact for a whole process tree, but only for the processes in it: it is the
-run's peak only when the cgroup belongs to the job (a Kubernetes container whose entry point is
-the wrapper, a ``systemd-run --scope``). :func:`detect` therefore says whether the wrapper *owns*
-its cgroup (nothing else lives there but the wrapper and small ancestors, such as an entry-point
-shell); an explicit directory (``--cgroup DIR``) is taken as owned. An owned cgroup's peak is
-reset when the run starts (v1: a write to ``max_usage_in_bytes``; v2 since Linux 6.12: a
-per-descriptor reset of ``memory.peak``), so that it does not include earlier work.
+A cgroup's high-water mark (v2 ``memory.peak``, v1 ``memory.max_usage_in_bytes``) is exact for
+everything charged to it: the anonymous memory, the page cache and the kernel memory of every
+process that ever lived in it, sampled by nobody, so a 300 ms spike is in it. It is the job's
+peak only when the job has the cgroup to itself; :mod:`provisioner.run.jobgroup` creates such a
+cgroup for each run. The *working set* is what the kernel cannot drop at once and what the
+kubelet and cAdvisor compare with the limit: the charge minus the inactive page cache
+(``usage − inactive_file``). Guards act on it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,21 @@ UNLIMITED = 2**60  # v1 reports "no limit" as a page-rounded LONG_MAX
 
 @dataclass
 class Cgroup:
-    """One memory cgroup directory and its version."""
+    """One memory cgroup directory, its version and the mount point of its hierarchy."""
 
     path: Path
     version: int  # 1 or 2
-    owned: bool
+    owned: bool = True  # only the wrapper (and small ancestors) live in it
+    root: Path | None = None  # the hierarchy's mount point, where walking up stops
     peak_fd: int | None = None  # v2: a descriptor of memory.peak reset at the start of the run
     reset: bool = False  # whether the peak counts from the run's start
 
     def reset_peak(self) -> bool:
-        """Make :meth:`peak` count from now; False where the kernel cannot (v2 before 6.12)."""
+        """Make :meth:`peak` count from now; False where the kernel cannot (v2 before 6.12).
+
+        v1 resets the mark to the *current* usage, v2 to the current charge of the descriptor's
+        reader: either way what the cgroup holds now stays in the peak.
+        """
         try:
             if self.version == 1:
                 with open(self.path / "memory.max_usage_in_bytes", "w") as f:
@@ -83,9 +89,29 @@ class Cgroup:
         return self._int("memory.peak" if self.version == 2 else "memory.max_usage_in_bytes")
 
     def limit(self) -> int | None:
-        """The hard limit in bytes, None when unlimited."""
+        """This cgroup's own hard limit in bytes, None when unlimited."""
         value = self._int("memory.max" if self.version == 2 else "memory.limit_in_bytes")
         return value if value is not None and value < UNLIMITED else None
+
+    def effective_limit(self) -> int | None:
+        """The lowest hard limit of this cgroup and its ancestors (the one the OOM killer enforces).
+
+        v1 says it in ``memory.stat`` (``hierarchical_memory_limit``); v2 is walked up to the mount.
+        """
+        if self.version == 1:
+            value = self.stat().get("hierarchical_memory_limit")
+            if value is not None:
+                return value if value < UNLIMITED else None
+        found: list[int] = []
+        path = self.path
+        while True:
+            value = Cgroup(path, self.version).limit()
+            if value is not None:
+                found.append(value)
+            if self.root is None or path == self.root or path.parent == path:
+                break
+            path = path.parent
+        return min(found, default=None)
 
     def oom_kills(self) -> int | None:
         """How many processes the kernel OOM-killed in this cgroup so far (``oom_kill``)."""
@@ -107,20 +133,40 @@ class Cgroup:
                 out[key] = int(value)
         return out
 
+    def working_set(self, usage: int | None = None) -> tuple[int, int] | None:
+        """(working set, page cache) now: the charge minus the inactive page cache, as the kubelet
+        and cAdvisor count it, and the page cache charged (v1 ``total_cache``, v2 ``file``)."""
+        usage = self.current() if usage is None else usage
+        if usage is None:
+            return None
+        stat = self.stat()
+        if self.version == 1:
+            inactive, cache = stat.get("total_inactive_file", 0), stat.get("total_cache", 0)
+        else:
+            inactive, cache = stat.get("inactive_file", 0), stat.get("file", 0)
+        return max(0, usage - inactive), cache
+
+    def members(self) -> set[int] | None:
+        """The processes in this cgroup (``cgroup.procs``), None when unreadable."""
+        text = self._read("cgroup.procs")
+        if text is None:
+            return None
+        try:
+            return {int(x) for x in text.split()}
+        except ValueError:
+            return None
+
     @property
     def peak_method(self) -> str:
         return "cgroup.peak" if self.version == 2 else "cgroup.max_usage"
 
 
-def at(path: Path, owned: bool = True) -> Cgroup | None:
-    """The cgroup at ``path`` (a fixture tree or ``--cgroup DIR``); None when it has no memory files
-    (``--cgroup none``: per-process marks only)."""
-    if str(path) == "none":
-        return None
+def at(path: Path, owned: bool = True, root: Path | None = None) -> Cgroup | None:
+    """The cgroup at ``path`` (a fixture tree or ``--cgroup DIR``); None when it has no memory files."""
     if (path / "memory.current").is_file():
-        return Cgroup(path, 2, owned)
+        return Cgroup(path, 2, owned, root)
     if (path / "memory.usage_in_bytes").is_file():
-        return Cgroup(path, 1, owned)
+        return Cgroup(path, 1, owned, root)
     return None
 
 
@@ -136,11 +182,10 @@ def _mounts(mountinfo: str) -> list[tuple[str, str, str, set[str]]]:
     return out
 
 
-def locate(proc_cgroup: str, mountinfo: str) -> Path | None:
-    """The memory cgroup directory from ``/proc/PID/cgroup`` and ``/proc/PID/mountinfo`` texts.
-
-    A v1 ``memory`` controller wins over the v2 hierarchy (which then has no memory controller).
-    """
+def locate_with_mount(proc_cgroup: str, mountinfo: str) -> tuple[Path, Path] | None:
+    """(memory cgroup directory, its hierarchy's mount point) from ``/proc/PID/cgroup`` and
+    ``/proc/PID/mountinfo`` texts. A v1 ``memory`` controller wins over the v2 hierarchy (which
+    then has no memory controller)."""
     mounts = _mounts(mountinfo)
     unified: str | None = None
     for line in proc_cgroup.splitlines():
@@ -152,12 +197,18 @@ def locate(proc_cgroup: str, mountinfo: str) -> Path | None:
         if "memory" in controllers.split(","):
             for root, point, fstype, opts in mounts:
                 if fstype == "cgroup" and "memory" in opts:
-                    return _join(point, root, rel)
+                    return _join(point, root, rel), Path(point)
     if unified is not None:
         for root, point, fstype, _ in mounts:
             if fstype == "cgroup2":
-                return _join(point, root, unified)
+                return _join(point, root, unified), Path(point)
     return None
+
+
+def locate(proc_cgroup: str, mountinfo: str) -> Path | None:
+    """The memory cgroup directory alone (see :func:`locate_with_mount`)."""
+    found = locate_with_mount(proc_cgroup, mountinfo)
+    return found[0] if found else None
 
 
 def _join(point: str, root: str, rel: str) -> Path:
@@ -197,17 +248,12 @@ def detect(pid: int | None = None) -> Cgroup | None:
             mountinfo = f.read()
     except OSError:
         return None
-    path = locate(proc_cgroup, mountinfo)
-    if path is None:
+    found = locate_with_mount(proc_cgroup, mountinfo)
+    if found is None:
         return None
-    group = at(path, owned=False)
+    group = at(found[0], owned=False, root=found[1])
     if group is None:
         return None
-    try:
-        with open(path / "cgroup.procs") as f:
-            members = {int(x) for x in f.read().split()}
-    except (OSError, ValueError):
-        return group
-    owned = bool(members) and members <= {pid} | _small_ancestors(pid)
-    group.owned = owned
+    members = group.members()
+    group.owned = bool(members) and members is not None and members <= {pid} | _small_ancestors(pid)
     return group

@@ -2,8 +2,10 @@
 Pushgateway, or a local ``/metrics`` listener.
 
 The series carry ``memprov_job`` and ``memprov_env`` and never a run id (one series per job, not
-per run). ``memprov_job_rss_peak_bytes`` is the highest tree RSS since the run started, so a
-15–30 s scrape still sees a spike that lived between two scrapes. The text is written by hand
+per run). ``memprov_job_rss_peak_bytes`` is the run's peak so far from the kernel's high-water
+marks (the job cgroup's, or the processes' ``VmHWM``), so a 15–30 s scrape still sees a spike
+that lived between two scrapes. The listener keeps serving after the run until the final
+values were scraped once (the wrapper waits for that, or ``--linger``). The text is written by hand
 (the exposition format is small) to keep ``prometheus_client`` off the wrapper's start-up path,
 and without timestamps: node_exporter refuses a textfile that has them.
 """
@@ -17,8 +19,14 @@ from pathlib import Path
 
 # (name, type, help)
 METRICS = {
-    "memprov_job_rss_bytes": ("gauge", "Resident memory of the job's process tree now (0 between runs)."),
-    "memprov_job_rss_peak_bytes": ("gauge", "Highest memory of the job since its current (or last) run started."),
+    "memprov_job_rss_bytes": (
+        "gauge",
+        "Working set of the job now: its cgroup's usage - inactive_file, else its tree's RSS (0 between runs).",
+    ),
+    "memprov_job_rss_peak_bytes": (
+        "gauge",
+        "Peak memory of the job's current (or last) run so far, from the kernel's high-water marks.",
+    ),
     "memprov_job_memory_limit_bytes": ("gauge", "Memory limit of the job's cgroup, or --limit."),
     "memprov_job_processes": ("gauge", "Processes in the job's tree now."),
     "memprov_job_running": ("gauge", "1 while a run of the job is in progress under memprov run."),
@@ -54,6 +62,9 @@ class Sink:
 
     def publish(self, text: str, final: bool) -> None:
         raise NotImplementedError
+
+    def start(self) -> None:
+        """Begin serving (a listener starts its thread once the job is spawned)."""
 
     def close(self) -> None:
         """Release what the sink holds (a listening socket)."""
@@ -116,12 +127,15 @@ class Pushgateway(Sink):
 
 
 class Listener(Sink):
-    """A ``/metrics`` endpoint on ``host:port`` (a daemon thread), serving the latest text."""
+    """A ``/metrics`` endpoint on ``host:port`` (a daemon thread), serving the latest text;
+    ``final_served`` is set once a scrape has read the final values."""
 
     def __init__(self, host: str, port: int) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.text = ""
+        self.final = False
+        self.final_served = threading.Event()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,24 +143,34 @@ class Listener(Sink):
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
+                final = sink.final
                 body = sink.text.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                self.wfile.flush()
+                if final:
+                    sink.final_served.set()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)  # bound now: a busy port is a usage error
         self.server.daemon_threads = True
+        self.host, self.port = host, int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+
+    def start(self) -> None:
+        if not self.thread.is_alive():
+            self.thread.start()
 
     def publish(self, text: str, final: bool) -> None:
         self.text = text
+        self.final = final
 
     def close(self) -> None:
-        self.server.shutdown()
+        if self.thread.is_alive():
+            self.server.shutdown()
         self.server.server_close()

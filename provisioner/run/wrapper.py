@@ -1,37 +1,40 @@
-"""Run one job under watch: spawn it in its own session, sample its memory, keep the history,
-publish metrics, act on guards, and return its exit code.
+"""Run one job under watch: give it a memory cgroup of its own, spawn it in its own session, watch
+its memory, keep the history, publish metrics, act on guards, and return its exit code.
 
-The loop sleeps in ``poll`` on a pidfd of the child, so the wrapper notices the job's end at
-once and costs nothing between ticks. Every tick reads the resident size of the known pids; at
-most once a second it re-discovers the tree and reads the kernel's high-water marks; every
-``HEARTBEAT`` seconds it replaces the run's heartbeat in the history. The recorded peak is the
-best source available (:func:`best_peak`), and the record says which (``peak_method``).
+The cgroup (``--cgroup auto``, the default) is made for the run wherever the hierarchy is
+writable (:mod:`.jobgroup`); failing that, the wrapper's own cgroup is used when only the
+wrapper lives there (its peak then includes the wrapper: an upper bound); failing that, the
+per-process marks (:mod:`.procs`). The loop sleeps in ``poll`` on a pidfd of the child, so the
+wrapper notices the job's end at once and costs nothing between ticks; every ``HEARTBEAT``
+seconds it replaces the run's heartbeat in the history. The record names the peak's source and
+how sure it is (:mod:`.peak`). With ``--listen``, the final values stay served after the run
+until one scrape has read them, or for ``--linger``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import select
 import signal
-import socket
-import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provisioner.run import cgroup as cg
-from provisioner.run import history, procs
+from provisioner.run import history, jobgroup
 from provisioner.run import profile as prof
 from provisioner.run.guard import Guard
-from provisioner.run.metrics import Sink, exposition
+from provisioner.run.metrics import Listener, Sink
+from provisioner.run.watch import Watch, say
 
 HEARTBEAT = 5.0
 REFRESH = 1.0  # the tree is re-discovered at most this often
 PUBLISH = 1.0
 HOOK_WAIT = 30.0
+LINGER_CAP = 120.0  # without --linger: wait this long at most for the scrape after the end
 EXIT_GUARD = 75  # EX_TEMPFAIL: a guard stopped the job; retry it with more memory
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -41,178 +44,15 @@ class Options:
     job: str
     command: list[str]
     env: str = ""
-    interval: float = 1.0
+    interval: float = 0.1
     history: Path | None = None
     meta: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     guards: list[Guard] = field(default_factory=list)
     sinks: list[Sink] = field(default_factory=list)
-    cgroup: Path | None = None  # the job's own cgroup directory; None: detect
+    cgroup: str = "auto"  # auto | none | a directory: the job's own cgroup, read only
     profile: prof.Profile | None = None  # run a Python job under memray
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-
-
-def _say(text: str) -> None:
-    print(f"memprov run: {text}", file=sys.stderr, flush=True)
-
-
-def best_peak(candidates: dict[str, int | None]) -> tuple[int, str]:
-    """The highest of the sources that answered, and its name; the first listed wins ties."""
-    best, method = 0, "none"
-    for name, value in candidates.items():
-        if value is not None and value > best:
-            best, method = value, name
-    return best, method
-
-
-def outcome_of(exit_code: int, oom_delta: int) -> str:
-    """``ok``, ``failed``, ``oom_killed`` (SIGKILL and the cgroup counted an OOM kill) or ``killed``."""
-    if exit_code == 0:
-        return "ok"
-    if exit_code == 128 + signal.SIGKILL and oom_delta > 0:
-        return "oom_killed"
-    return "killed" if exit_code > 128 else "failed"
-
-
-class Watch:
-    """The state of one run, turned into a history record at any time."""
-
-    def __init__(self, opts: Options, group: cg.Cgroup | None) -> None:
-        self.opts = opts
-        self.group = group
-        self.run_id = history.new_run_id()
-        self.started = time.time()
-        self.limit = opts.limit or (group.limit() if group else None)
-        self.oom_start = (group.oom_kills() if group else None) or 0
-        self.pid = 0
-        self.tree = procs.Tree(0)
-        self.peak_sampled = 0
-        self.peak_cgroup_sampled = 0
-        self.samples = 0
-        self.rss = 0
-        self.nprocs = 0
-        self.fired: list[dict[str, Any]] = []
-        self.hooks: list[Any] = []  # guard hook processes, waited for at the end
-        self.profile: dict[str, Any] | None = None  # the profiler's capture and, at the end, its top lines
-
-    def memory(self) -> int:
-        """What guards compare: the cgroup's charge when the job owns it, else the tree's RSS."""
-        if self.group is not None and self.group.owned:
-            return max(self.rss, self.group.current() or 0)
-        return self.rss
-
-    def tick(self, now: float, refresh: bool) -> None:
-        if refresh:
-            self.tree.refresh()
-        self.rss, self.nprocs = self.tree.sample()
-        self.samples += 1
-        self.peak_sampled = max(self.peak_sampled, self.rss)
-        if self.group is not None and self.group.owned:
-            self.peak_cgroup_sampled = max(self.peak_cgroup_sampled, self.group.current() or 0)
-
-    def peak(self, wait4: int | None = None) -> tuple[int, str]:
-        if self.group is not None and self.group.owned:
-            exact = self.group.peak()
-            if exact is not None:
-                return max(exact, self.peak_cgroup_sampled), self.group.peak_method
-            return best_peak({"cgroup.sampled": self.peak_cgroup_sampled, "sampled": self.peak_sampled})
-        return best_peak({"hwm_sum": self.tree.hwm_sum_peak, "wait4": wait4, "sampled": self.peak_sampled})
-
-    def record(self, now: float, exit_code: int | None = None, wait4: int | None = None) -> dict[str, Any]:
-        oom = (self.group.oom_kills() if self.group else None) or 0
-        oom_delta = max(0, oom - self.oom_start)
-        peak, method = self.peak(wait4)
-        cmd = self.opts.command
-        rec: dict[str, Any] = {
-            "schema": history.SCHEMA,
-            "job": self.opts.job,
-            "env": self.opts.env,
-            "run_id": self.run_id,
-            "host": socket.gethostname(),
-            "started_at": _iso(self.started),
-            "ended_at": _iso(now),
-            "duration_s": round(now - self.started, 3),
-            "command": os.path.basename(cmd[0]),
-            "command_sha256": hashlib.sha256("\0".join(cmd).encode()).hexdigest(),
-            "exit_code": exit_code,
-            "signal": signal.Signals(exit_code - 128).name if exit_code and 128 < exit_code < 128 + 65 else None,
-            "outcome": "running" if exit_code is None else outcome_of(exit_code, oom_delta),
-            "peak_rss_bytes": peak,
-            "peak_method": method,
-            "peak_sampled_bytes": self.peak_sampled,
-            "peak_hwm_sum_bytes": self.tree.hwm_sum_peak,
-            "peak_hwm_max_bytes": self.tree.hwm_max,
-            "peak_wait4_bytes": wait4,
-            "peak_cgroup_bytes": self.group.peak() if self.group and self.group.owned else None,
-            "limit_bytes": self.limit,
-            "oom_kill_events": oom_delta,
-            "cgroup": (
-                {"version": self.group.version, "owned": self.group.owned, "peak_reset": self.group.reset}
-                if self.group
-                else None
-            ),
-            "sample_interval_s": self.opts.interval,
-            "samples": self.samples,
-            "processes_max": self.tree.processes_max,
-            "guard": self.fired,
-            "meta": self.opts.meta,
-            "pid": self.pid,
-            "wrapper": {"pid": os.getpid(), "start": history.process_start(os.getpid())},
-            "heartbeat_at_unix": round(now, 3),
-        }
-        if self.profile is not None:
-            rec["profile"] = self.profile
-        return rec
-
-    def metrics(self, final: dict[str, Any] | None = None) -> str:
-        values: dict[str, float] = {
-            "memprov_job_rss_bytes": 0 if final else self.rss,
-            "memprov_job_rss_peak_bytes": final["peak_rss_bytes"] if final else max(self.peak_sampled, self.rss),
-            "memprov_job_processes": 0 if final else self.nprocs,
-            "memprov_job_running": 0 if final else 1,
-        }
-        if self.limit:
-            values["memprov_job_memory_limit_bytes"] = self.limit
-        if final:
-            values.update(
-                {
-                    "memprov_job_run_peak_bytes": final["peak_rss_bytes"],
-                    "memprov_job_run_duration_seconds": final["duration_s"],
-                    "memprov_job_run_end_timestamp_seconds": round(final["heartbeat_at_unix"]),
-                    "memprov_job_run_exit_code": final["exit_code"],
-                    "memprov_job_run_oom_killed": int(final["outcome"] == "oom_killed"),
-                    "memprov_job_run_guard_triggered": int(bool(self.fired)),
-                }
-            )
-        return exposition(self.opts.job, self.opts.env, values)
-
-    def check_guards(self, now: float) -> None:
-        used = self.memory()
-        for g in self.opts.guards:
-            level = g.threshold(self.limit)
-            if g.fired_at is not None or level is None or used < level:
-                continue
-            g.fired_at = now - self.started
-            what = f"sent {g.signal.name}" if g.signal else f"ran {g.command!r}"
-            self.fired.append({"guard": g.text, "at_s": round(g.fired_at, 3), "memory_bytes": used, "action": what})
-            _say(f"guard {g.text}: memory {used / 2**20:.0f} MiB reached {level / 2**20:.0f} MiB; {what}")
-            if g.signal is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.pid, g.signal)
-            elif g.command:
-                import subprocess
-
-                extra = {
-                    "MEMPROV_JOB": self.opts.job,
-                    "MEMPROV_RUN_ID": self.run_id,
-                    "MEMPROV_PID": str(self.pid),
-                    "MEMPROV_MEMORY_BYTES": str(used),
-                    "MEMPROV_LIMIT_BYTES": str(self.limit or ""),
-                }
-                self.hooks.append(subprocess.Popen(["/bin/sh", "-c", g.command], env={**os.environ, **extra}))
+    linger: float | None = None  # --listen: serve the final values this long; None: until one scrape
 
 
 def _capture_path(directory: Path | None, run_id: str) -> Path:
@@ -230,23 +70,108 @@ def _profile_result(capture: Path) -> dict[str, Any]:
     try:
         found = prof.summarize(capture)
     except (OSError, ValueError, RuntimeError) as e:  # no capture (memray failed to start), or a cut one
-        _say(f"memray: no top allocating lines from {capture}: {e}")
+        say(f"memray: no top allocating lines from {capture}: {e}")
         return {"error": str(e)}
     if found["top"]:
         first = found["top"][0]
-        _say(
+        say(
             f"memray: peak {found['peak_bytes'] / 2**20:.0f} MiB; the most at {first['location']}"
             f" ({first['bytes'] / 2**20:.1f} MiB); capture {capture}"
         )
     return found
 
 
+@dataclass
+class Choice:
+    """Where the job's memory is read: the cgroup, how it was had, and the one it enters."""
+
+    group: cg.Cgroup | None = None
+    mode: str | None = None  # created | given | owned | None
+    why: str = ""  # why the job has no cgroup of its own
+    enter: jobgroup.JobGroup | None = None  # the cgroup the job is moved into before it execs
+    wrapper_inside: bool = False  # the wrapper's own memory is charged there too
+
+
+def choose_cgroup(setting: str, run_id: str) -> Choice:
+    """``--cgroup``: auto (make one for the run; else the wrapper's own when nothing else lives
+    there; else none), none, or a directory the job is moved into (left as it is afterwards)."""
+    if setting == "none":
+        return Choice(why="--cgroup none")
+    wrapper = cg.detect()
+    if setting != "auto":
+        group = cg.at(Path(setting))
+        if group is None:
+            return Choice(why=f"{setting} has no memory files")
+        if os.getpid() in (group.members() or set()):  # systemd-run --scope memprov run …: already there
+            return Choice(group, "given", wrapper_inside=True)
+        home = wrapper.path if wrapper is not None else None
+        return Choice(group, "given", enter=jobgroup.JobGroup(group, home, "given") if home else None)
+    if wrapper is None:
+        return Choice(why="no memory cgroup controller here")
+    made, why = jobgroup.create(wrapper, run_id)
+    if made is not None:
+        return Choice(made.group, "created", enter=made)
+    if wrapper.owned:  # a container whose entry point is memprov run: the job shares it with the wrapper only
+        wrapper.reset_peak()
+        return Choice(wrapper, "owned", why)
+    return Choice(why=f"{why}; and {wrapper.path} holds other processes")
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> int:
+    return os.posix_spawnp(command[0], command, env, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+
+
+def start(watch: Watch, made: jobgroup.JobGroup | None, command: list[str], env: dict[str, str]) -> int:
+    """Spawn the job, inside ``made`` when there is one (the wrapper goes in for the spawn)."""
+    if made is not None:
+        try:
+            jobgroup.enter(made)
+        except OSError as e:  # e.g. v2 delegation forbids the move: do without
+            watch.why = f"cannot move into {made.group.path}: {e.strerror or e}"
+            jobgroup.release(made)
+            watch.group, watch.mode, made = None, None, None
+    try:
+        pid = _spawn(command, env)
+    finally:
+        if made is not None:
+            problem = jobgroup.leave(made)
+            if problem:
+                say(f"{problem}; the peak includes the wrapper's own memory")
+                watch.wrapper_inside = True
+    watch.started_job(pid)
+    return pid
+
+
+def linger(listeners: list[Listener], seconds: float | None) -> None:
+    """Keep serving the final values: ``seconds``, or until each listener served one scrape."""
+    if not listeners or seconds == 0:
+        return
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if seconds is not None:
+            stop.wait(seconds)
+            return
+        where = ", ".join(f"{ln.host}:{ln.port}" for ln in listeners)
+        say(f"serving the final metrics on {where} until the next scrape (at most {LINGER_CAP:.0f} s; --linger 0: no)")
+        end = time.monotonic() + LINGER_CAP
+        while not stop.is_set() and not all(ln.final_served.is_set() for ln in listeners):
+            if time.monotonic() > end:
+                say(f"no scrape of the final metrics in {LINGER_CAP:.0f} s; stopping")
+                return
+            stop.wait(0.05)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def execute(opts: Options) -> int:
     """Run the job to its end; the job's exit code (128+N for signal N, 75 when a guard stopped it)."""
-    group = cg.at(opts.cgroup) if opts.cgroup else cg.detect()
-    if opts.cgroup is None and group is not None and group.owned:  # a --cgroup DIR is fresh: systemd-run --scope
-        group.reset_peak()
-    watch = Watch(opts, group)
+    run_id = history.new_run_id()
+    choice = choose_cgroup(opts.cgroup, run_id)
+    made = choice.enter
+    watch = Watch(opts, run_id, choice.group, choice.mode, choice.why)
+    watch.wrapper_inside = choice.wrapper_inside
     if opts.history:
         history.adopt_leftovers(opts.history)
     env = {**os.environ, "MEMPROV_RUN_ID": watch.run_id, "MEMPROV_JOB": opts.job}
@@ -256,15 +181,17 @@ def execute(opts: Options) -> int:
         command = prof.wrap(opts.command, capture, opts.profile)
         watch.profile = {"tool": prof.TOOL, "file": str(capture)}
     try:
-        pid = os.posix_spawnp(command[0], command, env, setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
-    except FileNotFoundError:
-        _say(f"{opts.command[0]}: command not found")
-        return 127
-    except PermissionError:
-        _say(f"{opts.command[0]}: permission denied (not executable?)")
+        pid = start(watch, made, command, env)
+    except (FileNotFoundError, PermissionError) as e:
+        if made is not None:
+            jobgroup.release(made)
+        if isinstance(e, FileNotFoundError):
+            say(f"{opts.command[0]}: command not found")
+            return 127
+        say(f"{opts.command[0]}: permission denied (not executable?)")
         return 126
-    watch.pid = pid
-    watch.tree = procs.Tree(pid)
+    for sink in opts.sinks:
+        sink.start()
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -284,7 +211,7 @@ def execute(opts: Options) -> int:
                 refresh = mono >= next_refresh
                 if refresh:
                     next_refresh = mono + max(REFRESH, opts.interval)
-                watch.tick(now, refresh)
+                watch.tick(refresh)
                 watch.check_guards(now)
                 next_tick += opts.interval
                 if next_tick < mono:  # fell behind (suspended, overloaded): do not catch up in a burst
@@ -299,24 +226,33 @@ def execute(opts: Options) -> int:
                     next_publish = mono + PUBLISH
             if poller.poll(max(0.0, next_tick - time.monotonic()) * 1000):
                 break
-        watch.tree.refresh()  # the job is a zombie now: read its descendants' last high-water marks
+        watch.finish()  # the job is a zombie now: its descendants' last marks, whether it had children
         _, status, usage = os.wait4(pid, 0)
     finally:
         os.close(pidfd)
         for s in FORWARDED:
             signal.signal(s, signal.SIG_DFL if s != signal.SIGINT else signal.default_int_handler)
+    watch.reaped(usage.ru_maxrss * 1024)
     for hook in watch.hooks:
         import subprocess
 
         try:
             hook.wait(HOOK_WAIT)
         except subprocess.TimeoutExpired:  # leave it running
-            _say(f"guard hook {hook.args[-1]!r} still running after {HOOK_WAIT:.0f} s; not waiting for it")
+            say(f"guard hook {hook.args[-1]!r} still running after {HOOK_WAIT:.0f} s; not waiting for it")
     code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code
     if capture is not None:
         watch.profile = {**(watch.profile or {}), **_profile_result(capture)}
-    final = watch.record(time.time(), exit_code, usage.ru_maxrss * 1024)
+    final = watch.record(time.time(), exit_code)
+    made = made if watch.group is not None else None  # None when the job could not enter it
+    if made is not None:  # read: now remove it
+        moved, problem = jobgroup.release(made)
+        if moved:
+            say(f"{len(moved)} process(es) the job left running moved to {made.home}: {moved}")
+            final["cgroup"]["left_behind"] = moved
+        if problem:
+            say(problem)
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -326,6 +262,8 @@ def execute(opts: Options) -> int:
     text = watch.metrics(final)
     for sink in opts.sinks:
         sink.publish(text, final=True)
+    linger([s for s in opts.sinks if isinstance(s, Listener)], opts.linger)
+    for sink in opts.sinks:
         sink.close()
     if any(g.stops and g.fired_at is not None for g in opts.guards):
         return EXIT_GUARD
