@@ -220,3 +220,19 @@ def test_measuring_some_jobs_keeps_the_others_baselines(repo: Path, tmp_path: Pa
     spec = load(repo / "memprov.yaml", "local")
     doc = next(j for j in spec.jobs if j.id == "doc-embed")
     assert doc.baseline is not None and doc.baseline.peak_p95 == parse_size("16Gi")
+
+
+def test_the_last_samples_of_the_data_are_read(prometheus_with: object, repo: Path) -> None:
+    """An OOM kill 30 s after a five-minute boundary at the very end of the data is seen, at its time
+    (history is read in five-minute steps; the last, partial one counts too)."""
+    import math
+
+    surge = trace(0, "surge")
+    shift = math.floor(surge.end / 300) * 300 + 30 - surge.end
+    surge.samples = [(t + shift, v) for t, v in surge.samples]
+    assert surge.end % 300 == 30
+    prom = prometheus_with(series_of([surge]), lookback_delta="45s")  # type: ignore[operator]
+    spec = load(repo / "memprov.yaml", "local", baselines=False)
+    job = next(j for j in spec.jobs if j.id == "clv-daily")
+    [run] = read_runs(prom, spec, job, surge.samples[0][0] - 3600, surge.end)
+    assert run.oom and run.end == surge.end and run.peak == surge.peak

@@ -120,13 +120,26 @@ def queries(spec: ResolvedSpec, job: ResolvedJob, step: float = STEP) -> dict[st
     trough = over_time("min", src.working_set, job.trough_window, scrape)
     velocity = f"max by ({keep}) (deriv(({trough})[{_dur(growth.KIND.of(job).window)}:{_dur(scrape)}]))"
     out = {"peak": peak, "velocity": velocity}
-    if _SELECTOR.match(src.working_set.strip()):  # exact first and last sample times, where PromQL can give them
-        stamps = f"(timestamp({src.working_set}))[{_dur(step)}:{_dur(scrape)}]"
+    if (sampled := _first_selector(src.working_set)) is not None:  # exact first and last sample times
+        stamps = f"(timestamp({sampled}))[{_dur(step)}:{_dur(scrape)}]"
         out["first"] = f"min by ({keep}) (min_over_time({stamps}))"
         out["last"] = f"max by ({keep}) (max_over_time({stamps}))"
     if src.limit:
         out["limit"] = f"max by ({keep}) ({over_time('max', src.limit, step, scrape)})"
     return out
+
+
+_ANY_SELECTOR = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^{}]*\}")
+
+
+def _first_selector(expr: str) -> str | None:
+    """The series whose sample times are the working set's: the expression itself when it is a selector,
+    else its first selector (``MemTotal - MemAvailable``: both come from one scrape; a binary
+    operation's result carries the evaluation time, not the samples' own)."""
+    if _SELECTOR.match(expr.strip()):
+        return expr.strip()
+    found = _ANY_SELECTOR.search(expr)
+    return found.group() if found else None
 
 
 def _instance(labels: Labels, group_by: Sequence[str]) -> Labels:
@@ -162,9 +175,10 @@ def read_runs(
     open_runs: dict[Labels, Run] = {}
     done: list[Run] = []
     lo = math.floor(start / step) * step + step
-    busy = _chunks_with_data(prom, job, lo, end, step, chunk)
-    while lo <= end:
-        hi = min(lo + chunk - step, end)
+    last = math.ceil(end / step) * step  # the step whose window holds the data's last samples
+    busy = _chunks_with_data(prom, job, lo, last, step, chunk)
+    while lo <= last:
+        hi = min(lo + chunk - step, last)
         if busy is not None and not any(lo <= t <= hi + chunk for t in busy):
             for instance in list(open_runs):  # a whole quiet chunk: every open run is over
                 done.append(open_runs.pop(instance))
