@@ -112,3 +112,36 @@ def test_every_kind_has_one_module_in_kind_order() -> None:
         module = PACKAGE / "kinds" / f"{kind.kind.value}.py"
         assert module.is_file(), f"kind {kind.kind} has no module {module}"
         assert kind.explain and kind.names, kind.kind
+
+
+def test_each_backend_declares_the_kinds_it_alerts_on() -> None:
+    """SUPPORTS (declared, as octodns' providers do) agrees with what the backend renders and reports."""
+    from provisioner.backends.cloud import CloudBackend
+    from provisioner.backends.registry import BACKENDS
+    from provisioner.spec.loader import load
+
+    assert frozenset(Kind) == BACKENDS["prometheus"].SUPPORTS
+    assert not BACKENDS["grafana"].SUPPORTS and not BACKENDS["alertmanager"].SUPPORTS
+    for env in ("aws", "azure", "gcp"):
+        spec = load(ROOT / "memprov.yaml", env)
+        for name, cls in BACKENDS.items():
+            if not issubclass(cls, CloudBackend) or not spec.jobs_using(name):
+                continue
+            backend = cls(spec)
+            rendered = {Kind((r.body.get("Tags") and _tag(r.body)) or _kind_of(r.body)) for r in backend.desired}
+            assert rendered <= cls.SUPPORTS, (name, rendered - cls.SUPPORTS)
+            for s in backend.support():
+                if s.kind not in cls.SUPPORTS:
+                    assert s.support.level.value == "unsupported", (name, s)
+
+
+def _kind_of(body: dict[str, object]) -> str:
+    labels = body.get("userLabels") or body.get("tags") or {}
+    assert isinstance(labels, dict)
+    return str(labels["memprov-kind"])
+
+
+def _tag(body: dict[str, object]) -> str:
+    tags = body["Tags"]
+    assert isinstance(tags, list)
+    return str(next(t["Value"] for t in tags if t["Key"] == "memprov-kind"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from provisioner.core.errors import OperationError
@@ -19,11 +20,16 @@ from provisioner.core.names import MANAGED_BY, ownership_tags
 from provisioner.kinds.base import Kind, Level, Support
 from provisioner.plan.contract import Backend, JobSupport
 from provisioner.plan.model import Resource
+from provisioner.render.cloud import Rendering
 from provisioner.spec.resolved import ResolvedJob
 
 
 class CloudRenderer(Protocol):
     """What a cloud's render module offers its backend (each module is one)."""
+
+    @property
+    def TABLE(self) -> Mapping[Kind, Rendering[Any]]:  # the module constant it reads
+        """How it expresses each kind it renders."""
 
     def support(self, job: ResolvedJob) -> list[tuple[Kind, Support]]: ...
 
@@ -48,6 +54,10 @@ class CloudBackend(Backend):
 
     def extra_notes(self) -> list[str]:
         return []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.SUPPORTS = frozenset(kind for kind, r in cls.RENDER.TABLE.items() if r.render is not None)
 
     def owns(self, body: Any) -> bool:
         """Every ownership label present with this environment's and spec's values."""

@@ -22,6 +22,7 @@ from provisioner.backends.prometheus_targets import (
 )
 from provisioner.core.names import ownership_tags
 from provisioner.core.units import format_duration, parse_duration
+from provisioner.kinds.base import Kind
 from provisioner.plan.contract import Backend, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render.prometheus import rules as render
@@ -51,6 +52,7 @@ class PrometheusBackend(YamlFiles, Backend):
         "mimir": TargetType(RulerConfig, _ruler),
         "cortex": TargetType(RulerConfig, _ruler),
     }
+    SUPPORTS = frozenset(Kind)  # the reference: every kind is PromQL first
     FILE_GLOB = "*.yaml"
     resource_kind = "rule-group"
 

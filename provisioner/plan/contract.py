@@ -99,6 +99,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
     TARGETS: ClassVar[Mapping[str, TargetType[Any]]]
+    SUPPORTS: ClassVar[frozenset[Kind]] = frozenset()  # the alert kinds it writes alerts for (octodns' SUPPORTS)
     FILE_GLOB: ClassVar[str]  # the files this backend writes under a files target's directory
 
     def __init__(self, spec: ResolvedSpec, config: TargetConfig | None = None) -> None:
