@@ -249,7 +249,15 @@ def test_serve_starts_without_cloud_sdks(tmp_path: Path, fake2: FakeAirflow2) ->
     probe = (
         "import sys, runpy; sys.argv = ['memprov', 'breaker', 'serve', '--env', 'test'];"
         "import threading, os, signal;"
-        "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start();"
+        "import time, urllib.request\n"
+        "def stop():\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while time.monotonic() < deadline:\n"
+        "        try:\n"
+        f"            urllib.request.urlopen('{serve.url}/-/healthy', timeout=1); break\n"
+        "        except Exception: time.sleep(0.1)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=stop, daemon=True).start()"
         "\ntry:\n runpy.run_module('provisioner', run_name='__main__')\nexcept SystemExit: pass\n"
         "sdks = ('boto3', 'botocore', 'google', 'azure', 'kubernetes');"
         "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in sdks))"
@@ -261,7 +269,7 @@ def test_serve_starts_without_cloud_sdks(tmp_path: Path, fake2: FakeAirflow2) ->
         cwd=serve.repo,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env={**__import__("os").environ, "MEMPROV_BREAKER_TOKEN": TOKEN},
     )
     assert "LOADED []" in out.stdout, out.stdout + out.stderr

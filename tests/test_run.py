@@ -170,7 +170,9 @@ def test_a_300ms_spike_of_1gib_is_in_the_exact_peak_at_1s(tmp_path: Path, worklo
     (rec,) = records(tmp_path / "h")
     assert (rec["peak_method"], rec["peak_bound"], rec["cgroup"]["mode"]) == ("cgroup.max_usage", "exact", "created")
     assert abs(rec["peak_rss_bytes"] - truth) <= 0.03 * truth, (rec["peak_rss_bytes"], truth)
-    assert rec["peak_sampled_bytes"] <= rec["peak_rss_bytes"] and rec["processes_max"] >= 4
+    # summed RSS counts the pages the forked children share with their parent once per process: it may
+    # sit a few MiB above what the cgroup charged, never far
+    assert rec["peak_sampled_bytes"] <= 1.03 * rec["peak_rss_bytes"] and rec["processes_max"] >= 4
 
 
 @pytest.mark.integration  # the kernel's cgroup v1 memory controller, as root
