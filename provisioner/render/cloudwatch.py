@@ -25,6 +25,7 @@ both renders the alarms and tells the plan (:func:`support`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,10 @@ class Source:
 
     platform: str
     namespace: str
-    metric: str | None  # a single percent metric; None for ECS (used / reserved, metric math)
+    metric: str | None  # a single percent metric; None for ECS (used / the limit, metric math)
     dimensions: tuple[tuple[str, str], ...]
+    limit_mib: float = 0.0  # ECS: the job's hard limit in MiB (MemoryUtilized is in megabytes)
+    pod_dimensions: tuple[tuple[str, str], ...] = ()  # EKS: the pod's series (ClusterName, Namespace, PodName)
 
     def dims(self) -> list[dict[str, str]]:
         return [{"Name": k, "Value": v} for k, v in self.dimensions]
@@ -67,11 +70,10 @@ class Source:
             return [{"Id": qid, "MetricStat": self.stat(self.metric, stat, period), "ReturnData": False}]
         return [
             {"Id": f"{qid}used", "MetricStat": self.stat("MemoryUtilized", stat, period), "ReturnData": False},
-            {"Id": f"{qid}reserved", "MetricStat": self.stat("MemoryReserved", "Maximum", period), "ReturnData": False},
             {
                 "Id": qid,
-                "Expression": f"100 * {qid}used / {qid}reserved",
-                "Label": "memory, % of reserved",
+                "Expression": f"100 * {qid}used / {_lit(self.limit_mib)}",
+                "Label": "memory, % of the hard limit",
                 "ReturnData": False,
             },
         ]
@@ -81,17 +83,44 @@ def platform(job: ResolvedJob) -> str:
     return job.aws.platform or ("eks" if job.runtime == "kubernetes" else "ec2")
 
 
+CRONJOB_RUN = re.compile(r"-[0-9]{10}$")  # a Job whose name ends so is taken for its CronJob's
+
+
+def pod_name(job: ResolvedJob) -> str:
+    """The ``PodName`` Container Insights gives the job's pods, from the workload the spec declares.
+
+    The CloudWatch agent (amazon-contributing/opentelemetry-collector-contrib, awscontainerinsightreceiver
+    podstore.go ``addPodOwnersAndPodName``) names a Job's pods after the Job cut at its first ``-`` or
+    ``.`` unless ``prefer_full_pod_name``; after the CronJob only when the Job's name ends in 10 digits,
+    which the CronJob controller no longer writes (it appends the scheduled time in *minutes*, 8 digits);
+    a Deployment's pods after the Deployment; a bare pod by its own name.
+    """
+    aws = job.aws
+    kind, name = (aws.workload.kind, aws.workload.name) if aws.workload else ("pod", job.selector.pod or "")
+    if aws.workload is None and not job.selector.pod:
+        kind, name = "job", job.id
+    if kind in ("deployment", "pod"):
+        return name
+    if kind == "job" and CRONJOB_RUN.search(name):
+        return name[:-11]
+    if kind == "job" and aws.prefer_full_pod_name:
+        return name
+    return re.split(r"[.-]", name, maxsplit=1)[0]
+
+
 def source(job: ResolvedJob) -> Source:
     """The job's percent-of-limit series, from its platform and selectors, overridable under ``aws``."""
     aws, plat = job.aws, platform(job)
     dims: dict[str, str]
+    pod: dict[str, str] = {}
     if plat == "eks":
-        namespace, metric = "ContainerInsights", "pod_memory_utilization_over_pod_limit"
-        dims = {
-            "ClusterName": aws.cluster or "",
-            "Namespace": job.selector.namespace or "default",
-            "PodName": job.selector.pod or job.id,
-        }
+        pod = {"ClusterName": aws.cluster or "", "Namespace": job.selector.namespace or "default",
+               "PodName": pod_name(job)}  # fmt: skip
+        if aws.container_insights == "enhanced" and job.selector.container:
+            namespace, metric = "ContainerInsights", "container_memory_utilization_over_container_limit"
+            dims = {**pod, "ContainerName": job.selector.container}
+        else:
+            namespace, metric, dims = "ContainerInsights", "pod_memory_utilization_over_pod_limit", dict(pod)
     elif plat == "ecs":
         namespace, metric = "ECS/ContainerInsights", None
         dims = {"ClusterName": aws.cluster or ""}
@@ -101,15 +130,20 @@ def source(job: ResolvedJob) -> Source:
             dims["TaskDefinitionFamily"] = aws.task_family or job.id
     elif plat == "ec2":
         namespace, metric = "CWAgent", "mem_used_percent"
-        dims = {"InstanceId": aws.instance_id or ""}
+        values = {"InstanceId": aws.instance_id, "ImageId": aws.image_id, "InstanceType": aws.instance_type,
+                  "AutoScalingGroupName": aws.autoscaling_group}  # fmt: skip
+        dims = {k: values[k] or "" for k in aws.append_dimensions}
     else:
         namespace, metric = "/aws/sagemaker/TransformJobs", "MemoryUtilization"
-        dims = {"Host": f"{aws.transform_job}/algo-1"}
+        dims = {"Host": f"{aws.transform_job}/{aws.instance_id}"}
     if aws.dimensions is not None:
-        dims = dict(aws.dimensions)
+        dims, pod = dict(aws.dimensions), {}
     if aws.metric:
         metric = aws.metric
-    return Source(plat, aws.namespace or namespace, metric, tuple(sorted(dims.items())))
+    return Source(
+        plat, aws.namespace or namespace, metric, tuple(sorted(dims.items())), job.limit / 2**20,
+        tuple(sorted(pod.items())),
+    )  # fmt: skip
 
 
 def _period(seconds: float) -> int:
@@ -279,18 +313,21 @@ def _anomaly(a: Alarms) -> list[dict[str, Any]]:
 
 
 def _oom_killed(a: Alarms) -> list[dict[str, Any]]:
+    enhanced = a.job.aws.container_insights == "enhanced"
+    metric = "pod_container_status_terminated_reason_oom_killed" if enhanced else "pod_number_of_container_restarts"
     body = {
         "Namespace": "ContainerInsights",
-        "MetricName": "pod_number_of_container_restarts",
-        "Dimensions": a.src.dims(),
+        "MetricName": metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in a.src.pod_dimensions],
         "Statistic": "Maximum",
-        "Period": 300,
+        "Period": 60,
         "EvaluationPeriods": 1,
         "DatapointsToAlarm": 1,
         "Threshold": 0.0,
         "ComparisonOperator": "GreaterThanThreshold",
     }
-    return [a.alarm("oom_killed", "oom-killed", "warning", "a container of the job restarted", body)]
+    what = "a container of the job was OOM-killed" if enhanced else "a container of the job restarted"
+    return [a.alarm("oom_killed", "oom-killed", "warning", what, body)]
 
 
 def _speed(job: ResolvedJob) -> str:
@@ -306,9 +343,12 @@ def _baseline_support(job: ResolvedJob) -> Support:
 def _oom_support(job: ResolvedJob) -> Support:
     plat = platform(job)
     if plat == "eks" and job.aws.dimensions is None:
+        if job.aws.container_insights == "enhanced":
+            shared = _shared_pod_name(job)
+            return Support.approximated(shared) if shared else Support.native()
         return Support.approximated(
-            "Container Insights counts container restarts, not OOM kills as such; a Job pod with restartPolicy "
-            "Never is replaced, not restarted, and is not seen"
+            "Container Insights (without enhanced observability) counts container restarts, not OOM kills as such; "
+            "a Job pod with restartPolicy Never is replaced, not restarted, and is not seen"
         )
     why = {
         "ecs": "ECS publishes no OOM metric (a stopped task's exit code 137 is an EventBridge event)",
@@ -316,6 +356,28 @@ def _oom_support(job: ResolvedJob) -> Support:
         "sagemaker": "a transform job killed for memory fails; that is an EventBridge event, not a metric",
     }
     return Support.unsupported(why.get(plat, "no OOM metric for overridden dimensions"))
+
+
+def _shared_pod_name(job: ResolvedJob) -> str:
+    """Why the pod series may mix in other workloads: the agent cut the Job's name (empty when it did not)."""
+    aws = job.aws
+    if aws.workload is not None and aws.workload.kind in ("deployment", "pod"):
+        return ""
+    name = aws.workload.name if aws.workload else job.id
+    cut = pod_name(job)
+    if cut == name:
+        return ""
+    return (
+        f"PodName {cut} is every Job of namespace {job.selector.namespace or 'default'} whose name starts with "
+        f"{cut}- or {cut}. (the agent cuts a Job's name there)"
+    )
+
+
+def _machine(job: ResolvedJob) -> str:
+    """Why the series is the whole machine's, not the job's (a process on EC2); empty otherwise."""
+    if job.runtime == "process" and platform(job) == "ec2" and job.aws.dimensions is None and not job.aws.metric:
+        return "mem_used_percent is the whole instance's memory, not the process's"
+    return ""
 
 
 TABLE: dict[Kind, Rendering[Alarms]] = {
@@ -354,20 +416,28 @@ def alarms(
 
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on CloudWatch, and why."""
-    return cloud.supports(TABLE, job, "CloudWatch")
+    return cloud.supports(TABLE, job, "CloudWatch", _machine)
 
 
 def caveats(job: ResolvedJob) -> list[str]:
     """What the reader of a plan should know about where the job's alarms look."""
     src, out = source(job), []
-    if job.aws.dimensions is None and src.platform == "eks" and not job.selector.pod:
+    if job.aws.dimensions is None and src.platform == "eks":
+        name = pod_name(job)
+        shared = _shared_pod_name(job)
+        narrowed = src.metric == "container_memory_utilization_over_container_limit"
         out.append(
-            f"{job.id}: PodName is the job id (Container Insights names a Job's pods after the Job); "
-            "set selector.pod or aws.dimensions if the workload is named otherwise"
-        )
+            f"{job.id}: Container Insights PodName {name}"
+            + (f" ({shared}; ContainerName {job.selector.container} narrows it)" if shared and narrowed else "")
+            + (f" ({shared}: set aws.container_insights: enhanced and selector.container)" if shared and not narrowed
+               else "")
+            + ("" if narrowed else "; pod_memory_utilization_over_pod_limit exists only when every container of the "
+               "pod has a memory limit")
+        )  # fmt: skip
     if job.aws.dimensions is None and src.platform == "sagemaker":
         out.append(
-            f"{job.id}: SageMaker metrics are per transform job (Host {job.aws.transform_job}/algo-1): a run "
-            "under a new transform-job name needs aws.transform_job set for it"
+            f"{job.id}: SageMaker metrics are per transform job and instance (Host {job.aws.transform_job}/"
+            f"{job.aws.instance_id}): a run under a new transform-job name or on another instance needs "
+            "aws.transform_job and aws.instance_id set for it"
         )
     return out
