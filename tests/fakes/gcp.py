@@ -11,7 +11,8 @@ naming an unknown field, and a list filter it cannot parse (it understands only
 ``user_labels."KEY" = "VALUE"`` and ``display_name = "NAME"`` joined by ``AND``); pages of at most
 ``page_size``; and everything :func:`tests.fakes.gcp_rules.refusals` refuses (aligners the metric's kind
 does not allow, forecast horizons, PromQL that does not parse); policies it accepts but that can
-never fire are recorded in ``never_fire`` (:func:`tests.fakes.gcp_rules.never_fires`). Failures are injected per method (optionally for one display name or name):
+never fire are recorded in ``never_fire`` (:func:`tests.fakes.gcp_rules.never_fires`).
+Failures are injected per method (optionally for one display name or name):
 ``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``, ``PERMISSION_DENIED``... Every call is recorded.
 """
 
