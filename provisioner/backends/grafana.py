@@ -41,6 +41,8 @@ class GrafanaFilesConfig(FilesConfig):
         pattern=r"^/[^\s]*$",
         description="absolute path at which Grafana sees <dir>/dashboards (mount or copy it there); {env} is filled in",
     )
+
+
 SERVER_OWNED = ("id", "version", "iteration", "gnetId", "__inputs", "__requires", "__elements")
 
 
