@@ -423,17 +423,18 @@ def caveats(job: ResolvedJob) -> list[str]:
     """What the reader of a plan should know about where the job's alarms look."""
     src, out = source(job), []
     if job.aws.dimensions is None and src.platform == "eks":
-        name = pod_name(job)
         shared = _shared_pod_name(job)
         narrowed = src.metric == "container_memory_utilization_over_container_limit"
-        out.append(
-            f"{job.id}: Container Insights PodName {name}"
-            + (f" ({shared}; ContainerName {job.selector.container} narrows it)" if shared and narrowed else "")
-            + (f" ({shared}: set aws.container_insights: enhanced and selector.container)" if shared and not narrowed
-               else "")
-            + ("" if narrowed else "; pod_memory_utilization_over_pod_limit exists only when every container of the "
-               "pod has a memory limit")
-        )  # fmt: skip
+        text = f"{job.id}: " + (shared or f"Container Insights PodName {pod_name(job)}")
+        if shared:
+            text += (
+                f"; ContainerName {job.selector.container} narrows it"
+                if narrowed
+                else "; aws.container_insights: enhanced with selector.container would narrow it"
+            )
+        if not narrowed:
+            text += "; pod_memory_utilization_over_pod_limit exists only when every container has a memory limit"
+        out.append(text)
     if job.aws.dimensions is None and src.platform == "sagemaker":
         out.append(
             f"{job.id}: SageMaker metrics are per transform job and instance (Host {job.aws.transform_job}/"
