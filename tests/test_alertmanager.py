@@ -4,6 +4,7 @@ loads it (with secrets written from the environment) and inhibits warnings under
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -187,3 +188,191 @@ def test_every_receiver_type_passes_amtool(tmp_path: Path) -> None:
     assert "api_key_file: /run/secrets/opsgenie" in rendered
     assert "credentials_file: /etc/alertmanager/secrets/HOOK_TOKEN" in rendered
     assert _route(path, "memprov_env=prod", "memprov_job=doc-embed", "severity=critical") == "ml-opsgenie,audit-hook"
+
+
+# --- modes for an Alertmanager memprov does not own --------------------------------------------------
+FOREIGN = """\
+route:
+  receiver: team-default
+  routes:
+    - receiver: ml-platform-slack
+      matchers: ['team="payments"']
+receivers:
+  - name: team-default
+  - name: ml-platform-slack
+"""
+
+
+def _merged(fragment: dict, tmp_path: Path) -> Path:  # type: ignore[type-arg]
+    """An existing configuration with memprov's fragment merged as its notes say."""
+    import yaml
+
+    base = yaml.safe_load(FOREIGN)
+    base["route"]["routes"].insert(0, fragment["route"])
+    base["receivers"] += fragment["receivers"]
+    base["inhibit_rules"] = fragment["inhibit_rules"]
+    path = tmp_path / "merged.yml"
+    path.write_text(dumps(base))
+    return path
+
+
+def test_a_fragment_merges_into_an_existing_alertmanager_and_leaves_its_routes_alone(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    prod = repo / "environments" / "prod.yaml"
+    text = prod.read_text()
+    block = "  alertmanager: {type: files, mode: fragment}\n"
+    prod.write_text(text.replace("targets:\n", "targets:\n" + block, 1) if "targets:\n" in text
+                    else text + "targets:\n" + block, encoding="utf-8")  # fmt: skip
+    applied = memprov("apply", "--env", "prod", "--backend", "alertmanager", "--yes", cwd=repo)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "merge memprov-prod.fragment.yml into your alertmanager.yml" in applied.stdout
+    import yaml
+
+    written = repo / "out" / "prod" / "alertmanager" / "memprov-prod.fragment.yml"
+    merged = _merged(yaml.safe_load(written.read_text()), tmp_path)
+    check = subprocess.run(["amtool", "check-config", str(merged)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    job = ("memprov_env=prod", "memprov_job=clv-daily")
+    assert (
+        _route(merged, *job, "severity=critical") == "memprov-prod-ml-oncall-pagerduty,memprov-prod-ml-platform-slack"
+    )
+    assert _route(merged, "alertname=Unrelated") == "team-default"  # the full config would send it to the blackhole
+    assert _route(merged, "team=payments") == "ml-platform-slack"  # an existing route, untouched
+    inhibit = yaml.safe_load(written.read_text())["inhibit_rules"][0]
+    assert inhibit["source_matchers"][0] == inhibit["target_matchers"][0] == 'memprov_env="prod"'
+    again = memprov("plan", "--env", "prod", "--backend", "alertmanager", "--detailed-exitcode", cwd=repo)
+    assert again.returncode == 0, again.stdout
+
+
+# The fields of monitoring.coreos.com/v1alpha1 AlertmanagerConfig that memprov writes, as the CRD declares them
+# (prometheus-operator, example/prometheus-operator-crd/monitoring.coreos.com_alertmanagerconfigs.yaml).
+MATCHER = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "value": {"type": "string"},
+        "matchType": {"enum": ["!=", "=", "=~", "!~"]},
+    },
+}
+SECRET = {
+    "type": "object",
+    "required": ["key"],
+    "additionalProperties": False,
+    "properties": {"key": {"type": "string"}, "name": {"type": "string"}, "optional": {"type": "boolean"}},
+}
+ROUTE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "receiver": {"type": "string"},
+        "matchers": {"type": "array", "items": MATCHER},
+        "groupBy": {"type": "array", "items": {"type": "string"}},
+        "groupWait": {"type": "string"},
+        "groupInterval": {"type": "string"},
+        "repeatInterval": {"type": "string"},
+        "continue": {"type": "boolean"},
+        "routes": {"type": "array", "items": {"$ref": "#/$defs/route"}},
+    },
+}
+RECEIVER_CONFIGS = {
+    "slackConfigs": {"apiURL": SECRET, "channel": {"type": "string"}, "sendResolved": {"type": "boolean"},
+                     "title": {"type": "string"}, "text": {"type": "string"}},
+    "pagerdutyConfigs": {"routingKey": SECRET, "sendResolved": {"type": "boolean"}, "severity": {"type": "string"},
+                         "description": {"type": "string"},
+                         "details": {"type": "array", "items": {"type": "object", "required": ["key", "value"]}},
+                         "links": {"type": "array"}},
+    "opsgenieConfigs": {"apiKey": SECRET, "priority": {"type": "string"}, "sendResolved": {"type": "boolean"},
+                        "message": {"type": "string"}, "description": {"type": "string"}, "tags": {"type": "string"},
+                        "responders": {"type": "array"}},
+    "webhookConfigs": {"url": {"type": "string"}, "sendResolved": {"type": "boolean"},
+                       "maxAlerts": {"type": "integer", "minimum": 0}, "httpConfig": {"type": "object"}},
+}  # fmt: skip
+CRD = {
+    "$defs": {"route": ROUTE},
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1alpha1"},
+        "kind": {"const": "AlertmanagerConfig"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "route": {"$ref": "#/$defs/route"},
+                "receivers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            **{
+                                k: {"type": "array", "items": {"type": "object", "additionalProperties": False,
+                                                               "properties": v}}
+                                for k, v in RECEIVER_CONFIGS.items()
+                            },
+                        },
+                    },
+                },
+                "inhibitRules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "sourceMatch": {"type": "array", "items": MATCHER},
+                            "targetMatch": {"type": "array", "items": MATCHER},
+                            "equal": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def test_an_alertmanagerconfig_resource_fits_the_crd(tmp_path: Path) -> None:
+    import jsonschema
+
+    from provisioner.render.alertmanager_modes import alertmanager_config
+
+    spec = load(ROOT / "memprov.yaml", "prod")
+    resource = alertmanager_config(spec, "monitoring", "memprov-alertmanager")
+    jsonschema.validate(resource, CRD)
+    receivers = {r["name"]: r for r in resource["spec"]["receivers"]}
+    slack = receivers["memprov-prod-ml-platform-slack"]["slackConfigs"][0]
+    assert slack["apiURL"] == {"name": "memprov-alertmanager", "key": "SLACK_WEBHOOK_URL"}
+    assert resource["spec"]["route"]["matchers"] == [{"name": "memprov_env", "matchType": "=", "value": "prod"}]
+    repo = example_repo(tmp_path / "repo")
+    text = (repo / "memprov.yaml").read_text().replace("webhook_url: {env: SLACK_WEBHOOK_URL}",
+                                                       "webhook_url: {file: /run/secrets/slack}")  # fmt: skip
+    (repo / "memprov.yaml").write_text(text, encoding="utf-8")
+    from provisioner.core.errors import UsageError
+
+    with pytest.raises(
+        UsageError, match=re.escape("notifications.ml-platform-slack.webhook_url: {file: /run/secrets/slack}")
+    ):
+        alertmanager_config(load(repo / "memprov.yaml", "prod"), "monitoring", "memprov-alertmanager")
+
+
+def test_the_alertmanagerconfig_mode_through_the_cli(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo")
+    env = repo / "environments" / "staging.yaml"
+    text = env.read_text()
+    block = "  alertmanager: {type: files, mode: alertmanagerconfig, namespace: batch}\n"
+    env.write_text(text.replace("targets:\n", "targets:\n" + block, 1) if "targets:\n" in text
+                   else text + "targets:\n" + block, encoding="utf-8")  # fmt: skip
+    applied = memprov("apply", "--env", "staging", "--backend", "alertmanager", "--yes", cwd=repo)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Secret memprov-alertmanager holding keys DATA_ENG_SLACK_WEBHOOK_URL" in applied.stdout.replace("\n", " ")
+    import yaml
+
+    written = yaml.safe_load((repo / "out" / "staging" / "alertmanager" / "memprov-staging.alertmanagerconfig.yml")
+                             .read_text())  # fmt: skip
+    assert written["kind"] == "AlertmanagerConfig" and written["metadata"]["namespace"] == "batch"
+    again = memprov("plan", "--env", "staging", "--backend", "alertmanager", "--detailed-exitcode", cwd=repo)
+    assert again.returncode == 0, again.stdout

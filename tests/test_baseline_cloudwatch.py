@@ -24,10 +24,11 @@ AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-DIMS = [
+DIMS = [  # what Container Insights with enhanced observability publishes for Job clv-daily's container
     {"Name": "ClusterName", "Value": "ml-batch"},
+    {"Name": "ContainerName", "Value": "clv-scorer"},
     {"Name": "Namespace", "Value": "batch"},
-    {"Name": "PodName", "Value": "clv-daily"},
+    {"Name": "PodName", "Value": "clv"},
 ]
 
 
@@ -56,7 +57,7 @@ def test_baseline_from_cloudwatch(moto: str, tmp_path: Path) -> None:
     for start, values, _ in history:
         data = [
             {
-                "MetricName": "pod_memory_utilization_over_pod_limit",
+                "MetricName": "container_memory_utilization_over_container_limit",
                 "Dimensions": DIMS,
                 "Timestamp": datetime.fromtimestamp(start + 60 * m, UTC),
                 "Value": v,

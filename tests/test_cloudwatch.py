@@ -48,7 +48,7 @@ jobs:
     model: {name: vit, version: "3"}
     runtime: process
     memory: {limit: 32Gi}
-    aws: {platform: sagemaker, transform_job: vit-nightly-2026-11-30, period: 60s}
+    aws: {platform: sagemaker, transform_job: vit-nightly-2026-11-30, instance_id: i-0a1b2c3d4e5f60718, period: 60s}
     anomaly: {enabled: false}
 """
 
@@ -78,8 +78,8 @@ def test_golden_platforms(tmp_path: Path) -> None:
     for key, text in bodies.items():
         assert_golden(f"cloudwatch/platforms/{key}.json", text)
     ecs = json.loads(bodies["memprov-local-ecs-scorer-usage-critical"])
-    assert [q["Id"] for q in ecs["Metrics"]] == ["pctused", "pctreserved", "pct"]
-    assert ecs["Metrics"][2]["Expression"] == "100 * pctused / pctreserved" and ecs["Metrics"][2]["ReturnData"]
+    assert [q["Id"] for q in ecs["Metrics"]] == ["pctused", "pct"]  # against the 4Gi hard limit, in MiB
+    assert ecs["Metrics"][1]["Expression"] == "100 * pctused / 4096" and ecs["Metrics"][1]["ReturnData"]
     ec2 = json.loads(bodies["memprov-local-ec2-nightly-usage-warning"])
     assert (ec2["Namespace"], ec2["MetricName"]) == ("CWAgent", "mem_used_percent")
     assert ec2["Dimensions"] == [{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}]
@@ -87,7 +87,7 @@ def test_golden_platforms(tmp_path: Path) -> None:
     assert baseline["Threshold"] == 81.25  # 1.3 x 40Gi of 64Gi
     sm = json.loads(bodies["memprov-local-sm-transform-usage-critical"])
     assert sm["Namespace"] == "/aws/sagemaker/TransformJobs" and sm["MetricName"] == "MemoryUtilization"
-    assert sm["Dimensions"] == [{"Name": "Host", "Value": "vit-nightly-2026-11-30/algo-1"}]
+    assert sm["Dimensions"] == [{"Name": "Host", "Value": "vit-nightly-2026-11-30/i-0a1b2c3d4e5f60718"}]
     assert "memprov-local-sm-transform-anomaly" not in bodies  # disabled in the spec
     assert not [k for k in bodies if k.endswith("-oom-killed")]  # no OOM metric off EKS
     assert all(not json.loads(t)["AlarmActions"] for t in bodies.values())  # no topics configured
@@ -183,20 +183,20 @@ def test_files_target_apply_then_replan_and_lookalike(tmp_path: Path) -> None:
     ("old", "new", "message"),
     [
         (
-            "  aws: {cluster: ml-batch}",
-            "  aws: {period: 45s}",
-            "environments/aws.yaml:11: defaults.aws.period: 45s is not a CloudWatch period; use 10s, 30s or a "
+            "    container_insights: enhanced",
+            "    container_insights: enhanced\n    period: 45s",
+            "environments/aws.yaml:14: defaults.aws.period: 45s is not a CloudWatch period; use 10s, 30s or a "
             "multiple of 1m",
         ),
         (
-            "  aws: {cluster: ml-batch}",
-            "  aws: {clutser: ml-batch}",
-            "environments/aws.yaml:11: defaults.aws.clutser: unknown key 'clutser' (did you mean 'cluster'?)",
+            "    cluster: ml-batch ",
+            "    clutser: ml-batch ",
+            "environments/aws.yaml:12: defaults.aws.clutser: unknown key 'clutser' (did you mean 'cluster'?)",
         ),
         (
             "      warning: arn:aws:sns:eu-west-1:123456789012:ml-platform-warning",
             "      warning: ml-platform-warning",
-            'environments/aws.yaml:20: targets.cloudwatch.sns.warning: "ml-platform-warning" is not allowed here; '
+            'environments/aws.yaml:22: targets.cloudwatch.sns.warning: "ml-platform-warning" is not allowed here; '
             "use an SNS topic ARN",
         ),
     ],
@@ -215,11 +215,11 @@ def test_bad_aws_settings_are_located(tmp_path: Path, old: str, new: str, messag
 def test_a_job_without_its_cluster_is_an_error_at_the_job(tmp_path: Path) -> None:
     repo = example_repo(tmp_path)
     env = repo / "environments" / "aws.yaml"
-    env.write_text(env.read_text().replace("  aws: {cluster: ml-batch}", "  aws: {}"), encoding="utf-8")
+    env.write_text(env.read_text().replace("    cluster: ml-batch ", "    # no cluster     "), encoding="utf-8")
     result = memprov("plan", "--env", "aws", cwd=repo)
     assert result.returncode == 2, result.stderr
     assert "memprov.yaml:32: jobs.clv-daily: the cloudwatch backend needs aws.cluster" in result.stderr, result.stderr
-    assert "environments/aws.yaml:14: jobs.doc-embed.aws: the cloudwatch backend needs aws.cluster" in result.stderr
+    assert "environments/aws.yaml:16: jobs.doc-embed.aws: the cloudwatch backend needs aws.cluster" in result.stderr
 
 
 def test_boto3_is_imported_only_when_a_live_target_is_used(tmp_path: Path) -> None:

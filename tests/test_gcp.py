@@ -108,9 +108,9 @@ def test_each_kind_maps_as_the_issue_asks() -> None:
     assert (
         "limit_utilization" in usage["filter"] and usage["evaluationMissingData"] == "EVALUATION_MISSING_DATA_INACTIVE"
     )
-    growth = by_name["growth"]["conditions"][0]["conditionThreshold"]
-    assert growth["aggregations"] == [{"alignmentPeriod": "900s", "perSeriesAligner": "ALIGN_RATE"}]
-    assert growth["thresholdValue"] == pytest.approx(3 * 18 * 2**20 / 60, rel=1e-5)  # 3x the usual 18Mi/min
+    growth = by_name["growth"]["conditions"][0]["conditionPrometheusQueryLanguage"]  # not ALIGN_RATE on a GAUGE
+    assert growth["query"].startswith("deriv((min_over_time(container_memory_working_set_bytes{")
+    assert float(growth["query"].rsplit(">", 1)[1]) == pytest.approx(3 * 18 * 2**20 / 60, rel=1e-5)  # 3x 18Mi/min
     tto = by_name["time-to-oom-critical"]["conditions"][0]["conditionThreshold"]
     assert tto["forecastOptions"] == {"forecastHorizon": "3600s"} and tto["thresholdValue"] == 1.0
     anomaly = by_name["anomaly"]["conditions"][0]["conditionPrometheusQueryLanguage"]

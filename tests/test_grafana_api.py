@@ -298,3 +298,21 @@ def test_contract_plan_apply_replan_prune(target: str, tmp_path: Path, monkeypat
                 "memprov-live-image-embed",
                 "memprov-live-overview",
             ]
+
+
+def test_grafana_12_returning_migrated_dashboards_is_not_a_permanent_diff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grafana 12 migrates a dashboard to its latest schema version when it is read (schemaVersion 39 -> 43,
+    ``refresh`` a string, ``timepicker.time_options`` gone, ...): the plan compares both sides migrated alike."""
+    monkeypatch.setenv("GRAFANA_TOKEN", ADMIN_TOKEN)
+    with serve(FakeGrafana(migrate_on_read=True)) as (fake, url):
+        live = Live(fake, url, live_repo(tmp_path / "repo", url))
+        assert live.apply().ok
+        assert fake.dashboards[JOB_UID]["dashboard"]["schemaVersion"] == 39  # stored as saved, shown migrated
+        again, _ = live.plan()
+        assert not again.has_changes, [(c.key, c.action, c.details) for c in again.actionable]
+        live.edit_spec("critical: 7.5Gi}", "critical: 7Gi}")
+        changed, _ = live.plan()
+        assert {c.key for c in changed.actionable} == {JOB_UID, "memprov-live-overview"}
+        assert not [d for c in changed.actionable for d in c.details if "schemaVersion" in d]

@@ -242,10 +242,15 @@ def test_a_job_on_cloudwatch_only_gets_a_cloudwatch_dashboard(tmp_path: Path) ->
     assert target["datasource"] == {"type": "cloudwatch", "uid": "${datasource}"}
     assert (target["namespace"], target["metricName"], target["statistic"]) == (
         "ContainerInsights",
-        "pod_memory_utilization_over_pod_limit",
+        "container_memory_utilization_over_container_limit",  # environments/aws.yaml: enhanced observability
         "Maximum",
     )
-    assert target["dimensions"] == {"ClusterName": "ml-batch", "Namespace": "batch", "PodName": "image-embed"}
+    assert target["dimensions"] == {  # the agent names the pods of Job image-embed "image"
+        "ClusterName": "ml-batch",
+        "ContainerName": "image-infer",
+        "Namespace": "batch",
+        "PodName": "image",
+    }
     assert target["region"] == "eu-west-1"
     assert steps(memory) == [None, 75.0, 90.0]  # image-embed: warning 75 %, critical 90 %
     kinds = panels(cw)["On CloudWatch"]["options"]["content"]

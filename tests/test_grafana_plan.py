@@ -83,3 +83,35 @@ def test_markdown_plan_is_a_readable_pull_request_comment(tmp_path: Path) -> Non
     assert '  - panel "Percent of limit now, least headroom first": series overrides changed' in md
     assert '  - panel "Jobs": display options changed (content)' in md
     assert "<details><summary>diff</summary>" in md
+
+
+def test_the_provider_file_is_the_same_in_every_checkout(tmp_path: Path) -> None:
+    """The provider's options.path is where Grafana reads the dashboards (targets.grafana.dashboards_path), not
+    the absolute path of the checkout that rendered it: two checkouts of one spec plan the same."""
+    from provisioner.backends.registry import build
+
+    bodies = []
+    for checkout in ("a/memprov", "b/elsewhere"):
+        spec = load(example_repo(tmp_path / checkout) / "memprov.yaml", "local")
+        [(backend, _)] = build(spec, ["grafana"])
+        [provider] = [r for r in backend.desired if r.kind == "dashboard-provider"]
+        bodies.append(provider.body)
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/memprov-local"
+    repo = example_repo(tmp_path / "c")
+    env = repo / "environments" / "dev.yaml"
+    env.write_text(
+        env.read_text() + 'targets:\n  grafana: {type: files, dashboards_path: "/etc/grafana/dash/{env}"}\n'
+        if "targets:" not in env.read_text()
+        else env.read_text().replace(
+            "targets:\n", 'targets:\n  grafana: {type: files, dashboards_path: "/etc/grafana/dash/{env}"}\n', 1
+        ),
+        encoding="utf-8",
+    )
+    [(backend, _)] = build(load(repo / "memprov.yaml", "dev"), ["grafana"])
+    [provider] = [r for r in backend.desired if r.kind == "dashboard-provider"]
+    assert provider.body["providers"][0]["options"]["path"] == "/etc/grafana/dash/dev"
+    text = env.read_text().replace('dashboards_path: "/etc/grafana/dash/{env}"', "dashboards_path: dash")
+    env.write_text(text, encoding="utf-8")
+    bad = memprov("plan", "--env", "dev", "--backend", "grafana", cwd=repo)
+    assert bad.returncode == 2 and "targets.grafana.dashboards_path" in bad.stderr, bad.stderr

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from provisioner.backends import secret_files
-from provisioner.backends.files import FILES, FilesTarget, YamlFiles, atomic_write
+from provisioner.backends.files import FILES, FilesConfig, FilesTarget, YamlFiles, atomic_write
 from provisioner.backends.http import HttpApi
 from provisioner.core import secrets, tools
 from provisioner.core.errors import OperationError
@@ -26,11 +26,31 @@ from provisioner.core.types import SecretRef
 from provisioner.plan.contract import Backend, TargetConfig, TargetType
 from provisioner.plan.model import Action, Change, Resource
 from provisioner.render import alertmanager as render
+from provisioner.render import alertmanager_modes as modes
 from provisioner.render import breaker
 from provisioner.spec.resolved import ResolvedSpec
 
 CONFIG_KEY = "alertmanager"
 SECRET = "secret:"
+Mode = Literal["config", "fragment", "alertmanagerconfig"]
+FILENAMES = {"config": "alertmanager.yml", "fragment": "memprov-{env}.fragment.yml",
+             "alertmanagerconfig": "memprov-{env}.alertmanagerconfig.yml"}  # fmt: skip
+KINDS = {"config": "alertmanager-config", "fragment": "alertmanager-fragment",
+         "alertmanagerconfig": "AlertmanagerConfig"}  # fmt: skip
+
+
+class AlertmanagerFilesConfig(FilesConfig):
+    """``targets.alertmanager: {type: files, dir, mode, namespace, secret}``.
+
+    ``mode``: ``config`` (default) a whole alertmanager.yml, for an Alertmanager that serves memprov alone (its
+    default receiver drops every other alert); ``fragment`` a route, receivers and inhibit rules to merge into
+    an existing configuration; ``alertmanagerconfig`` a prometheus-operator AlertmanagerConfig resource
+    (``namespace``; secrets are keys of Kubernetes Secret ``secret`` there).
+    """
+
+    mode: Mode = "config"
+    namespace: str = Field(default="monitoring", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    secret: str = Field(default="memprov-alertmanager", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class AlertmanagerConfig(TargetConfig):
@@ -122,7 +142,7 @@ def _live(backend: AlertmanagerBackend, config: AlertmanagerConfig) -> LiveTarge
 class AlertmanagerBackend(YamlFiles, Backend):
     name = "alertmanager"
     TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
-        "files": FILES,
+        "files": TargetType(AlertmanagerFilesConfig, FILES.build),
         "alertmanager": TargetType(AlertmanagerConfig, _live),
     }
     FILE_GLOB = "*.yml"
@@ -134,12 +154,27 @@ class AlertmanagerBackend(YamlFiles, Backend):
         return self.config if isinstance(self.config, AlertmanagerConfig) else None
 
     @property
+    def mode(self) -> Mode:
+        return self.config.mode if isinstance(self.config, AlertmanagerFilesConfig) else "config"
+
+    def kind_of(self, key: str) -> str:
+        return KINDS[self.mode]
+
+    @property
     def secrets_dir(self) -> str:
         return self.live.secrets_dir if self.live else render.DEFAULT_SECRETS_DIR
 
     def render(self) -> list[Resource]:
         if not self.spec.jobs_using(self.name):
             return []
+        if self.mode != "config":
+            files = self.config if isinstance(self.config, AlertmanagerFilesConfig) else AlertmanagerFilesConfig()
+            body = (
+                modes.fragment(self.spec, self.secrets_dir)
+                if self.mode == "fragment"
+                else modes.alertmanager_config(self.spec, files.namespace, files.secret)
+            )
+            return [Resource(KINDS[self.mode], CONFIG_KEY, body, title=self.filename(CONFIG_KEY))]
         out = [
             Resource(
                 self.resource_kind, CONFIG_KEY, render.config(self.spec, self.secrets_dir), title="alertmanager.yml"
@@ -163,6 +198,21 @@ class AlertmanagerBackend(YamlFiles, Backend):
         return breaker.notes(self.spec) + self._secret_notes()
 
     def _secret_notes(self) -> list[str]:
+        if self.mode == "fragment" and self.spec.jobs_using(self.name):
+            return [
+                f"merge {self.filename(CONFIG_KEY)} into your alertmanager.yml: its route first under route.routes "
+                "(it matches memprov_env, so other alerts keep their routes and your default receiver), its "
+                "receivers and inhibit_rules appended; it reads secrets from files as the config mode does"
+            ]
+        if self.mode == "alertmanagerconfig" and self.spec.jobs_using(self.name):
+            files = self.config if isinstance(self.config, AlertmanagerFilesConfig) else AlertmanagerFilesConfig()
+            keys = ", ".join(modes.secret_keys(self.spec))
+            return [
+                f"apply {self.filename(CONFIG_KEY)} in namespace {files.namespace} with Secret {files.secret} holding "
+                f'keys {keys}; prometheus-operator adds a namespace="{files.namespace}" matcher to its route unless '
+                "the Alertmanager sets alertmanagerConfigMatcherStrategy: {type: None}, so memprov's alerts must "
+                "carry that namespace label (environment labels) or the strategy must be None"
+            ]
         refs = _env_secrets(self.spec, self.secrets_dir) if self.spec.jobs_using(self.name) else {}
         if not refs:
             return []
@@ -183,7 +233,7 @@ class AlertmanagerBackend(YamlFiles, Backend):
         return [c for c in changes if not (c.kind == "secret" and c.action is Action.DELETE)]
 
     def filename(self, key: str) -> str:
-        return Path(self.live.config_file).name if self.live else "alertmanager.yml"
+        return Path(self.live.config_file).name if self.live else FILENAMES[self.mode].format(env=self.spec.env)
 
     def key_for_path(self, relpath: str) -> str | None:
         return CONFIG_KEY if relpath == self.filename(CONFIG_KEY) else None

@@ -12,17 +12,37 @@ in words (which panels, queries and thresholds changed) by
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, ClassVar
 
-from provisioner.backends.files import FILES, FilesConfig, YamlFiles, target_dir
+from pydantic import Field
+
+from provisioner.backends.files import FILES, FilesConfig, YamlFiles
 from provisioner.backends.grafana_api import GrafanaApiConfig, GrafanaApiTarget
 from provisioner.backends.grafana_diff import describe
+from provisioner.backends.grafana_schema import latest
 from provisioner.plan.contract import Backend, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render.grafana import dashboards as render
 
 PROVIDER = "provider:"
+DASHBOARDS_PATH = "/var/lib/grafana/dashboards/memprov-{env}"
+
+
+class GrafanaFilesConfig(FilesConfig):
+    """``targets.grafana: {type: files, dir, dashboards_path}``: the dashboards and a file-provisioning provider.
+
+    ``dashboards_path`` is where *Grafana* reads the dashboards (the provider's ``options.path``, on the
+    Grafana host or in its container), not where memprov writes them: the provider file is then the same
+    whichever checkout renders it. ``{env}`` is filled in.
+    """
+
+    dashboards_path: str = Field(
+        default=DASHBOARDS_PATH,
+        pattern=r"^/[^\s]*$",
+        description="absolute path at which Grafana sees <dir>/dashboards (mount or copy it there); {env} is filled in",
+    )
+
+
 SERVER_OWNED = ("id", "version", "iteration", "gnetId", "__inputs", "__requires", "__elements")
 
 
@@ -32,35 +52,40 @@ def _api(backend: Backend, config: GrafanaApiConfig) -> GrafanaApiTarget:
 
 class GrafanaBackend(YamlFiles, Backend):
     name = "grafana"
-    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {"files": FILES, "api": TargetType(GrafanaApiConfig, _api)}
+    TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
+        "files": TargetType(GrafanaFilesConfig, FILES.build),
+        "api": TargetType(GrafanaApiConfig, _api),
+    }
     FILE_GLOB = "*/*"
     resource_kind = "dashboard"
 
     def render(self) -> list[Resource]:
         out = [Resource("dashboard", d.uid, d.data, job=d.job, title=d.title) for d in render.dashboards(self.spec)]
         if out and (self.config is None or isinstance(self.config, FilesConfig)):
+            path = self.config.dashboards_path if isinstance(self.config, GrafanaFilesConfig) else DASHBOARDS_PATH
             out.append(
                 Resource(
                     "dashboard-provider",
                     f"{PROVIDER}memprov-{self.spec.env}",
-                    self._provider(target_dir(self.spec, self.config.dir if self.config else None, self.name)[0]),
+                    self._provider(path.replace("{env}", self.spec.env)),
                     title="Grafana dashboard provider",
                 )
             )
         return out
 
     def normalise(self, body: Any) -> Any:
-        """Dashboards without the fields Grafana sets on save; anything else unchanged."""
+        """Dashboards migrated to Grafana's latest schema (as Grafana 12 returns them) and without the fields
+        Grafana sets on save; anything else unchanged."""
         if isinstance(body, dict) and "schemaVersion" in body:
-            return {k: v for k, v in body.items() if k not in SERVER_OWNED}
+            return {k: v for k, v in latest(body).items() if k not in SERVER_OWNED}
         return body
 
     def describe_change(self, desired: Any, live: Any) -> tuple[str, ...]:
         if isinstance(desired, dict) and isinstance(live, dict) and "panels" in desired:
-            return describe(desired, live)
+            return describe(latest(desired), latest(live))
         return ()
 
-    def _provider(self, root: Path) -> dict[str, Any]:
+    def _provider(self, path: str) -> dict[str, Any]:
         return {
             "apiVersion": 1,
             "providers": [
@@ -72,7 +97,7 @@ class GrafanaBackend(YamlFiles, Backend):
                     "allowUiUpdates": False,
                     "updateIntervalSeconds": 30,
                     "options": {
-                        "path": str((root / "dashboards").resolve()),
+                        "path": path,
                         "foldersFromFilesStructure": False,
                     },
                 }

@@ -314,9 +314,16 @@ def rules(spec: ResolvedSpec, job: ResolvedJob, groups: Mapping[str, str]) -> li
     return cloud.render(TABLE, job, Rules(spec, job, groups))
 
 
+def _machine(job: ResolvedJob) -> str:
+    """Why the series is the whole VM's, not the job's (a process on a VM); empty otherwise."""
+    if job.runtime == "process" and platform(job) == "vm" and not job.azure.metric:
+        return "Available Memory Percentage is the whole VM's memory, not the process's"
+    return ""
+
+
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on Azure Monitor, and why."""
-    return cloud.supports(TABLE, job, "Azure Monitor")
+    return cloud.supports(TABLE, job, "Azure Monitor", _machine)
 
 
 def caveats(job: ResolvedJob) -> list[str]:

@@ -30,16 +30,27 @@ class Rendering(Generic[C]):
     render: Callable[[C], list[dict[str, Any]]] | None = None  # None: never rendered (always unsupported)
 
 
-def supports(table: Mapping[Kind, Rendering[C]], job: ResolvedJob, service: str) -> list[tuple[Kind, Support]]:
-    """Per enabled kind of ``job``, in kind order, how this cloud expresses it."""
+def supports(
+    table: Mapping[Kind, Rendering[C]],
+    job: ResolvedJob,
+    service: str,
+    machine: Callable[[ResolvedJob], str] | None = None,
+) -> list[tuple[Kind, Support]]:
+    """Per enabled kind of ``job``, in kind order, how this cloud expresses it.
+
+    ``machine(job)`` says why the series is the whole machine's rather than the job's (a ``process`` job
+    on a VM metric), or ``""``: every kind that reads it is then approximated, never native.
+    """
     out = []
+    whole = machine(job) if machine else ""
     for kind in KINDS:
         if not kind.of(job).enabled:
             continue
         entry = table.get(kind.kind)
-        out.append(
-            (kind.kind, entry.support(job) if entry else Support.unsupported(f"{service} has no rendering of it"))
-        )
+        found = entry.support(job) if entry else Support.unsupported(f"{service} has no rendering of it")
+        if whole and kind.kind is not Kind.OOM_KILLED and found.level is not Level.UNSUPPORTED:
+            found = Support.approximated("; ".join(w for w in (whole, found.why) if w))
+        out.append((kind.kind, found))
     return out
 
 

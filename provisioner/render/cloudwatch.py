@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from provisioner.core.names import ownership_tags, resource_name
@@ -35,81 +34,14 @@ from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
 from provisioner.kinds.base import Kind, Support
 from provisioner.render import cloud
 from provisioner.render.cloud import Rendering, description, percent_per_second
+from provisioner.render.cloudwatch_source import Source, platform, pod_name, source
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
+
+__all__ = ["TABLE", "Source", "alarms", "caveats", "platform", "pod_name", "source", "support"]
 
 NO_OOM = 1_000_000_000  # seconds: "no OOM predicted" (not growing), far beyond any horizon
 MAX_EVALUATION = 86_400  # EvaluationPeriods x Period may not exceed a day
 TREAT_MISSING = "notBreaching"  # batch jobs are not always running: no data is not an incident
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one job's memory lives in CloudWatch, as a percentage of its limit."""
-
-    platform: str
-    namespace: str
-    metric: str | None  # a single percent metric; None for ECS (used / reserved, metric math)
-    dimensions: tuple[tuple[str, str], ...]
-
-    def dims(self) -> list[dict[str, str]]:
-        return [{"Name": k, "Value": v} for k, v in self.dimensions]
-
-    def stat(self, name: str, stat: str, period: int) -> dict[str, Any]:
-        return {
-            "Metric": {"Namespace": self.namespace, "MetricName": name, "Dimensions": self.dims()},
-            "Period": period,
-            "Stat": stat,
-        }
-
-    def percent(self, qid: str, stat: str, period: int) -> list[dict[str, Any]]:
-        """Queries whose last one (id ``qid``) is the memory in percent of the limit (ReturnData false)."""
-        if self.metric is not None:
-            return [{"Id": qid, "MetricStat": self.stat(self.metric, stat, period), "ReturnData": False}]
-        return [
-            {"Id": f"{qid}used", "MetricStat": self.stat("MemoryUtilized", stat, period), "ReturnData": False},
-            {"Id": f"{qid}reserved", "MetricStat": self.stat("MemoryReserved", "Maximum", period), "ReturnData": False},
-            {
-                "Id": qid,
-                "Expression": f"100 * {qid}used / {qid}reserved",
-                "Label": "memory, % of reserved",
-                "ReturnData": False,
-            },
-        ]
-
-
-def platform(job: ResolvedJob) -> str:
-    return job.aws.platform or ("eks" if job.runtime == "kubernetes" else "ec2")
-
-
-def source(job: ResolvedJob) -> Source:
-    """The job's percent-of-limit series, from its platform and selectors, overridable under ``aws``."""
-    aws, plat = job.aws, platform(job)
-    dims: dict[str, str]
-    if plat == "eks":
-        namespace, metric = "ContainerInsights", "pod_memory_utilization_over_pod_limit"
-        dims = {
-            "ClusterName": aws.cluster or "",
-            "Namespace": job.selector.namespace or "default",
-            "PodName": job.selector.pod or job.id,
-        }
-    elif plat == "ecs":
-        namespace, metric = "ECS/ContainerInsights", None
-        dims = {"ClusterName": aws.cluster or ""}
-        if aws.service:
-            dims["ServiceName"] = aws.service
-        else:
-            dims["TaskDefinitionFamily"] = aws.task_family or job.id
-    elif plat == "ec2":
-        namespace, metric = "CWAgent", "mem_used_percent"
-        dims = {"InstanceId": aws.instance_id or ""}
-    else:
-        namespace, metric = "/aws/sagemaker/TransformJobs", "MemoryUtilization"
-        dims = {"Host": f"{aws.transform_job}/algo-1"}
-    if aws.dimensions is not None:
-        dims = dict(aws.dimensions)
-    if aws.metric:
-        metric = aws.metric
-    return Source(plat, aws.namespace or namespace, metric, tuple(sorted(dims.items())))
 
 
 def _period(seconds: float) -> int:
@@ -279,18 +211,21 @@ def _anomaly(a: Alarms) -> list[dict[str, Any]]:
 
 
 def _oom_killed(a: Alarms) -> list[dict[str, Any]]:
+    enhanced = a.job.aws.container_insights == "enhanced"
+    metric = "pod_container_status_terminated_reason_oom_killed" if enhanced else "pod_number_of_container_restarts"
     body = {
         "Namespace": "ContainerInsights",
-        "MetricName": "pod_number_of_container_restarts",
-        "Dimensions": a.src.dims(),
+        "MetricName": metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in a.src.pod_dimensions],
         "Statistic": "Maximum",
-        "Period": 300,
+        "Period": 60,
         "EvaluationPeriods": 1,
         "DatapointsToAlarm": 1,
         "Threshold": 0.0,
         "ComparisonOperator": "GreaterThanThreshold",
     }
-    return [a.alarm("oom_killed", "oom-killed", "warning", "a container of the job restarted", body)]
+    what = "a container of the job was OOM-killed" if enhanced else "a container of the job restarted"
+    return [a.alarm("oom_killed", "oom-killed", "warning", what, body)]
 
 
 def _speed(job: ResolvedJob) -> str:
@@ -306,9 +241,12 @@ def _baseline_support(job: ResolvedJob) -> Support:
 def _oom_support(job: ResolvedJob) -> Support:
     plat = platform(job)
     if plat == "eks" and job.aws.dimensions is None:
+        if job.aws.container_insights == "enhanced":
+            shared = _shared_pod_name(job)
+            return Support.approximated(shared) if shared else Support.native()
         return Support.approximated(
-            "Container Insights counts container restarts, not OOM kills as such; a Job pod with restartPolicy "
-            "Never is replaced, not restarted, and is not seen"
+            "Container Insights (without enhanced observability) counts container restarts, not OOM kills as such; "
+            "a Job pod with restartPolicy Never is replaced, not restarted, and is not seen"
         )
     why = {
         "ecs": "ECS publishes no OOM metric (a stopped task's exit code 137 is an EventBridge event)",
@@ -316,6 +254,28 @@ def _oom_support(job: ResolvedJob) -> Support:
         "sagemaker": "a transform job killed for memory fails; that is an EventBridge event, not a metric",
     }
     return Support.unsupported(why.get(plat, "no OOM metric for overridden dimensions"))
+
+
+def _shared_pod_name(job: ResolvedJob) -> str:
+    """Why the pod series may mix in other workloads: the agent cut the Job's name (empty when it did not)."""
+    aws = job.aws
+    if aws.workload is not None and aws.workload.kind in ("deployment", "pod"):
+        return ""
+    name = aws.workload.name if aws.workload else job.id
+    cut = pod_name(job)
+    if cut == name:
+        return ""
+    return (
+        f"PodName {cut} is every Job of namespace {job.selector.namespace or 'default'} whose name starts with "
+        f"{cut}- or {cut}. (the agent cuts a Job's name there)"
+    )
+
+
+def _machine(job: ResolvedJob) -> str:
+    """Why the series is the whole machine's, not the job's (a process on EC2); empty otherwise."""
+    if job.runtime == "process" and platform(job) == "ec2" and job.aws.dimensions is None and not job.aws.metric:
+        return "mem_used_percent is the whole instance's memory, not the process's"
+    return ""
 
 
 TABLE: dict[Kind, Rendering[Alarms]] = {
@@ -354,20 +314,29 @@ def alarms(
 
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on CloudWatch, and why."""
-    return cloud.supports(TABLE, job, "CloudWatch")
+    return cloud.supports(TABLE, job, "CloudWatch", _machine)
 
 
 def caveats(job: ResolvedJob) -> list[str]:
     """What the reader of a plan should know about where the job's alarms look."""
     src, out = source(job), []
-    if job.aws.dimensions is None and src.platform == "eks" and not job.selector.pod:
-        out.append(
-            f"{job.id}: PodName is the job id (Container Insights names a Job's pods after the Job); "
-            "set selector.pod or aws.dimensions if the workload is named otherwise"
-        )
+    if job.aws.dimensions is None and src.platform == "eks":
+        shared = _shared_pod_name(job)
+        narrowed = src.metric == "container_memory_utilization_over_container_limit"
+        text = f"{job.id}: " + (shared or f"Container Insights PodName {pod_name(job)}")
+        if shared:
+            text += (
+                f"; ContainerName {job.selector.container} narrows it"
+                if narrowed
+                else "; aws.container_insights: enhanced with selector.container would narrow it"
+            )
+        if not narrowed:
+            text += "; pod_memory_utilization_over_pod_limit exists only when every container has a memory limit"
+        out.append(text)
     if job.aws.dimensions is None and src.platform == "sagemaker":
         out.append(
-            f"{job.id}: SageMaker metrics are per transform job (Host {job.aws.transform_job}/algo-1): a run "
-            "under a new transform-job name needs aws.transform_job set for it"
+            f"{job.id}: SageMaker metrics are per transform job and instance (Host {job.aws.transform_job}/"
+            f"{job.aws.instance_id}): a run under a new transform-job name or on another instance needs "
+            "aws.transform_job and aws.instance_id set for it"
         )
     return out

@@ -10,7 +10,11 @@ set, what the OOM killer counts), or the Ops Agent's ``agent.googleapis.com/memo
 - usage: ``condition_threshold`` with ``duration`` for the sustained ``for``;
 - time to OOM: the same series with ``forecast_options`` (Cloud Monitoring's own forecast crossing
   the limit within the horizon; the API takes horizons of 1h to 60h);
-- growth: an ``ALIGN_RATE`` threshold on the used bytes (bytes per second, over ``growth.window``);
+- growth: a PromQL condition, ``deriv()`` of the troughs (``min_over_time`` over the trough window) as
+  memprov's own rule: on the job's Prometheus series with ``gcp.managed_prometheus``, else on the
+  used-bytes system metric as Cloud Monitoring's PromQL names it (``kubernetes_io:container_memory_
+  used_bytes``). Not ``ALIGN_RATE``: the memory metrics are GAUGEs, and the API refuses rate and delta
+  aligners on gauges ("The aligner cannot be applied to metrics with kind GAUGE");
 - baseline: a threshold at ``factor`` x the recorded p95 peak; without a recorded peak, and for
   anomaly, a ``condition_prometheus_query_language`` when the job says ``gcp.managed_prometheus``
   (the same z-score as memprov's Prometheus rules, written on the raw series because Managed
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from provisioner.core.names import ownership_tags, resource_name
@@ -37,7 +40,10 @@ from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
 from provisioner.kinds.base import Kind, Support
 from provisioner.render import cloud
 from provisioner.render.cloud import Rendering
+from provisioner.render.gcp_source import REGEX_LABELS, Source, platform, quote, source, used_promql
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
+
+__all__ = ["TABLE", "Source", "caveats", "platform", "policies", "quote", "source", "support", "used_promql"]
 
 FORECAST_MIN, FORECAST_MAX = 3600.0, 216_000.0  # forecast_horizon: 1h to 60h
 MISSING = "EVALUATION_MISSING_DATA_INACTIVE"  # batch jobs are not always running: no data is not an incident
@@ -45,12 +51,6 @@ SUBJECT_MAX = 255
 CONTENT_MAX = 8192
 HISTORY = "14d"  # as the Prometheus rules: history used when the spec gives no baseline
 SEVERITY = {"warning": "WARNING", "critical": "CRITICAL"}
-REGEX_LABELS = {"namespace": "namespace_name", "pod": "pod_name", "container": "container_name"}
-
-
-def quote(value: str) -> str:
-    """A Monitoring-filter string literal, with backslashes and quotes escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def seconds(value: float) -> str:
@@ -60,57 +60,6 @@ def seconds(value: float) -> str:
 
 def _g(x: float) -> float:
     return float(f"{x:.6g}")
-
-
-def platform(job: ResolvedJob) -> str:
-    return job.gcp.platform or ("gke" if job.runtime == "kubernetes" else "gce")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one job's memory lives in Cloud Monitoring."""
-
-    platform: str
-    resource: str  # the resource part of every filter
-    usage: str  # metric part: memory as a fraction (gke) or percent (gce) of the limit
-    used: str  # metric part: memory used, bytes
-    scale: float  # 1.0 (fraction) or 100.0 (percent)
-
-    def filter(self, metric: str) -> str:
-        return f"{metric} AND {self.resource}"
-
-
-def source(job: ResolvedJob) -> Source:
-    """The job's series, from its platform and selectors, overridable under ``gcp``."""
-    gcp, plat, sel = job.gcp, platform(job), job.selector
-    clauses: list[str]
-    if plat == "gke":
-        clauses = ['resource.type = "k8s_container"', f"resource.labels.cluster_name = {quote(gcp.cluster or '')}"]
-        if gcp.location:
-            clauses.append(f"resource.labels.location = {quote(gcp.location)}")
-        namespace = gcp.namespace or sel.namespace
-        for label, value in (("namespace_name", namespace), ("pod_name", sel.pod), ("container_name", sel.container)):
-            if value:
-                clauses.append(f"resource.labels.{label} = {quote(value)}")
-        for label, regex in sorted(sel.regex.items()):
-            if label in REGEX_LABELS:
-                clauses.append(f"resource.labels.{REGEX_LABELS[label]} = monitoring.regex.full_match({quote(regex)})")
-        usage = 'metric.type = "kubernetes.io/container/memory/limit_utilization"'
-        used = 'metric.type = "kubernetes.io/container/memory/used_bytes"'
-        label, scale = 'metric.labels.memory_type = "non-evictable"', 1.0
-    else:
-        clauses = ['resource.type = "gce_instance"', f"resource.labels.instance_id = {quote(gcp.instance_id or '')}"]
-        usage = 'metric.type = "agent.googleapis.com/memory/percent_used"'
-        used = 'metric.type = "agent.googleapis.com/memory/bytes_used"'
-        label, scale = 'metric.labels.state = "used"', 100.0
-    if gcp.project:
-        clauses.append(f"resource.labels.project_id = {quote(gcp.project)}")
-    resource = gcp.filter if gcp.filter is not None else " AND ".join(clauses)
-    if gcp.metric:
-        usage = f"metric.type = {quote(gcp.metric)}"
-    else:
-        usage = f"{usage} AND {label}"
-    return Source(plat, resource, usage, f"{used} AND {label}", scale)
 
 
 def _period(value: float) -> int:
@@ -128,6 +77,7 @@ class Policies:
         self.channels, self.strategy = channels, strategy
 
     def policy(self, kind: str, suffix: str, severity: str, summary: str, condition: dict[str, Any]) -> dict[str, Any]:
+        where = self.src.platform if "conditionThreshold" in condition else "promql"
         spec, job = self.spec, self.job
         labels = {
             **ownership_tags(spec.env, spec.name),
@@ -138,7 +88,7 @@ class Policies:
         name = resource_name(spec.env, job.id, suffix)
         body: dict[str, Any] = {
             "displayName": name,
-            "documentation": documentation(spec, job, severity, summary, self.src.platform),
+            "documentation": documentation(spec, job, severity, summary, where),
             "userLabels": dict(sorted(labels.items())),
             "conditions": [{"displayName": summary[:1].upper() + summary[1:], **condition}],
             "combiner": "OR",
@@ -214,9 +164,12 @@ def _usage(c: Policies) -> list[dict[str, Any]]:
 
 
 def _growth(c: Policies) -> list[dict[str, Any]]:
-    g = growth.KIND.of(c.job)
-    summary = f"memory growing over {g.factor:g}x the usual velocity ({format_size(g.threshold * 60)}B/min)"
-    cond = c.threshold(c.src.used, g.threshold, g.hold, g.window, aligner="ALIGN_RATE")
+    g, job = growth.KIND.of(c.job), c.job
+    series = job.sources.working_set if job.gcp.managed_prometheus else c.src.used_promql
+    trough = duration(job.trough_window)
+    query = f"deriv((min_over_time({series}[{trough}]))[{duration(g.window)}:1m])\n  > {number(g.threshold)}"
+    summary = f"memory troughs growing over {g.factor:g}x the usual velocity ({format_size(g.threshold * 60)}B/min)"
+    cond = c.promql(query, g.hold, "BatchJobMemoryGrowthFast", "warning")
     return [c.policy("growth", "growth", "warning", summary, cond)]
 
 
@@ -258,18 +211,22 @@ def _oom_killed(c: Policies) -> list[dict[str, Any]]:
     return [c.policy("oom_killed", "oom-killed", "warning", "a container of the job restarted", cond)]
 
 
-def _usage_support(job: ResolvedJob) -> Support:
-    if job.runtime == "process" and platform(job) == "gce":
-        return Support.approximated("the Ops Agent's memory of the whole VM, not of the process")
-    return Support.native()
+def _machine(job: ResolvedJob) -> str:
+    """Why the series is the whole VM's, not the job's (a process on Compute Engine); empty otherwise."""
+    if job.runtime == "process" and platform(job) == "gce" and job.gcp.filter is None and not job.gcp.metric:
+        return "the Ops Agent's memory of the whole VM, not of the process"
+    return ""
 
 
 def _growth_support(job: ResolvedJob) -> Support:
+    if not job.gcp.managed_prometheus and job.gcp.filter is not None:
+        return Support.unsupported(
+            "Cloud Monitoring's memory metrics are GAUGEs (no rate aligner) and an overridden gcp.filter has no "
+            "PromQL equivalent: set gcp.managed_prometheus, or leave gcp.filter unset"
+        )
     speed = "" if job.usual_velocity else "; no memory.baseline.velocity, so the usual velocity is min_velocity"
-    return Support.approximated(
-        "ALIGN_RATE of the used bytes between the ends of each alignment period, not the troughs' "
-        f"fitted slope; no warm-up skip{speed}"
-    )
+    on = "the job's Prometheus series" if job.gcp.managed_prometheus else "the used-bytes system metric"
+    return Support.approximated(f"PromQL deriv() of the troughs on {on}, as memprov's rule; no warm-up skip{speed}")
 
 
 def _time_to_oom_support(job: ResolvedJob) -> Support:
@@ -318,7 +275,7 @@ def _oom_support(job: ResolvedJob) -> Support:
 
 
 TABLE: dict[Kind, Rendering[Policies]] = {
-    Kind.USAGE: Rendering(_usage_support, _usage),
+    Kind.USAGE: Rendering(lambda job: Support.native(), _usage),
     Kind.GROWTH: Rendering(_growth_support, _growth),
     Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom),
     Kind.BASELINE: Rendering(_baseline_support, _baseline),
@@ -347,7 +304,11 @@ def dashboard_link(spec: ResolvedSpec, job: ResolvedJob) -> str:
 
 def documentation(spec: ResolvedSpec, job: ResolvedJob, severity: str, summary: str, plat: str) -> dict[str, Any]:
     """Markdown with the job's context and links; the subject is what the notification's title says."""
-    where = "Pod `${resource.label.pod_name}`" if plat == "gke" else "Instance `${resource.label.instance_id}`"
+    # a PromQL condition's variables are the labels of its result (alert.proto), which max() drops: none used
+    where = {
+        "gke": "Pod `${resource.label.pod_name}`",
+        "gce": "Instance `${resource.label.instance_id}`",
+    }.get(plat, f"Job `{job.id}`, every pod or instance of it")
     content = "\n".join(
         [
             f"**{summary[:1].upper()}{summary[1:]}.** {where}.",
@@ -377,7 +338,7 @@ def documentation(spec: ResolvedSpec, job: ResolvedJob, severity: str, summary: 
 
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on Cloud Monitoring, and why."""
-    return cloud.supports(TABLE, job, "Cloud Monitoring")
+    return cloud.supports(TABLE, job, "Cloud Monitoring", _machine)
 
 
 def caveats(job: ResolvedJob) -> list[str]:

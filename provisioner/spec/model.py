@@ -204,21 +204,56 @@ AwsDimensionName = Annotated[str, Field(pattern=AWS_DIMENSION_NAME, max_length=2
 AwsName = Annotated[str, Field(pattern=AWS_NAME, max_length=255)]
 
 
+AwsAppend = Literal["AutoScalingGroupName", "ImageId", "InstanceId", "InstanceType"]
+AWS_RESOLUTION = {"eks": 60.0, "ecs": 60.0, "sagemaker": 60.0}  # seconds between datapoints; ec2: the agent's
+AWS_PUBLISHER = {"eks": "Container Insights", "ecs": "ECS Container Insights", "sagemaker": "SageMaker"}
+
+
+class AwsWorkload(Strict):
+    """The Kubernetes controller that owns the job's pods: Container Insights names pods after it."""
+
+    kind: Literal["job", "cronjob", "deployment", "pod"] = Field(
+        default="job", description="job | cronjob | deployment | pod (a bare pod, named as is)"
+    )
+    name: AwsName = Field(description="the Job, CronJob, Deployment or pod name")
+
+
 class Aws(Strict):
     """Where the job's memory metrics live in CloudWatch (the ``cloudwatch`` backend).
 
     ``platform`` defaults from the runtime (kubernetes: eks, vm and process: ec2); each platform
     needs the names that its metrics are dimensioned by. ``namespace``, ``metric`` and
-    ``dimensions`` override the defaults (the metric must be a percentage of the limit).
+    ``dimensions`` override the defaults (the metric must be a percentage of the limit). The
+    agent settings (``container_insights``, ``prefer_full_pod_name``, ``append_dimensions``,
+    ``collection_interval``) must say what the CloudWatch agent is configured to do: they decide
+    which series exist.
     """
 
     platform: AwsPlatform | None = Field(
         default=None, description="eks | ecs | ec2 | sagemaker; default from runtime (kubernetes: eks, else ec2)"
     )
     cluster: AwsName | None = Field(default=None, description="EKS or ECS ClusterName")
+    workload: AwsWorkload | None = Field(
+        default=None, description="EKS: the controller of the job's pods (default: a Job named after the job id)"
+    )
+    container_insights: Literal["standard", "enhanced"] = Field(
+        default="standard", description="EKS: Container Insights with enhanced observability publishes per container"
+    )
+    prefer_full_pod_name: bool = Field(default=False, description="EKS: the agent's prefer_full_pod_name setting")
     service: AwsName | None = Field(default=None, description="ECS ServiceName (default: TaskDefinitionFamily)")
     task_family: AwsName | None = Field(default=None, description="ECS TaskDefinitionFamily; default the job id")
-    instance_id: AwsName | None = Field(default=None, description="EC2 InstanceId the CloudWatch agent reports")
+    instance_id: AwsName | None = Field(
+        default=None, description="EC2 InstanceId the CloudWatch agent reports; SageMaker: the transform instance"
+    )
+    append_dimensions: list[AwsAppend] = Field(
+        default=["InstanceId"], description="EC2: the keys of the CloudWatch agent's metrics.append_dimensions"
+    )
+    image_id: AwsName | None = Field(default=None, description="EC2 ImageId (when append_dimensions has it)")
+    instance_type: AwsName | None = Field(default=None, description="EC2 InstanceType (when append_dimensions has it)")
+    autoscaling_group: AwsName | None = Field(default=None, description="EC2 AutoScalingGroupName (idem)")
+    collection_interval: Duration = Field(
+        default=60.0, description="EC2: the agent's metrics_collection_interval (below 60s: high resolution)"
+    )
     transform_job: AwsName | None = Field(default=None, description="SageMaker batch transform job name")
     namespace: AwsName | None = Field(default=None, description="override the CloudWatch namespace")
     metric: AwsName | None = Field(default=None, description="override the metric (percent of the limit)")
@@ -230,7 +265,7 @@ class Aws(Strict):
     @field_validator("period")
     @classmethod
     def _period(cls, v: float) -> float:
-        if v not in (10.0, 30.0) and (v < 60 or v % 60):
+        if v not in (10.0, 20.0, 30.0) and (v < 60 or v % 60):
             raise ValueError(f"{format_duration(v)} is not a CloudWatch period; use 10s, 30s or a multiple of 1m")
         return v
 
@@ -241,11 +276,22 @@ class Aws(Strict):
             raise ValueError(f"{len(v)} dimensions; CloudWatch allows at most 30")
         return v
 
+    def resolution(self, platform: str) -> float:
+        """Seconds between the datapoints of the job's metric (60 unless the EC2 agent collects faster)."""
+        return self.collection_interval if platform == "ec2" else AWS_RESOLUTION[platform]
+
     def missing(self, runtime: str) -> str | None:
-        """What the job's platform needs and this block lacks, as a message; None when complete."""
+        """What the job's platform needs and this block lacks (or gets wrong), as a message; None when complete."""
+        platform = self.platform or ("eks" if runtime == "kubernetes" else "ec2")
+        if self.period < self.resolution(platform) and self.dimensions is None:
+            who = AWS_PUBLISHER.get(platform, "the CloudWatch agent (metrics_collection_interval)")
+            return (
+                f"aws.period {format_duration(self.period)} is shorter than the "
+                f"{format_duration(self.resolution(platform))} at which {who} publishes the job's memory: such an "
+                "alarm never has a datapoint in every period and never fires; use 1m or more"
+            )
         if self.dimensions is not None:
             return None
-        platform = self.platform or ("eks" if runtime == "kubernetes" else "ec2")
         need = {
             "eks": ("cluster", "the EKS cluster (Container Insights ClusterName)"),
             "ecs": ("cluster", "the ECS cluster (ClusterName)"),
@@ -256,6 +302,27 @@ class Aws(Strict):
             return (
                 f"the cloudwatch backend needs aws.{need[0]}: {need[1]} for platform {platform}; "
                 "set it (or aws.dimensions) under the job or defaults.aws"
+            )
+        if platform == "sagemaker" and self.instance_id is None:
+            return (
+                "the cloudwatch backend needs aws.instance_id for platform sagemaker: batch transform metrics are "
+                "per Host = <transform-job-name>/<instance-id>; set it (or aws.dimensions)"
+            )
+        if platform == "ec2":
+            values = {"ImageId": self.image_id, "InstanceType": self.instance_type,
+                      "AutoScalingGroupName": self.autoscaling_group, "InstanceId": self.instance_id}  # fmt: skip
+            keys = {"ImageId": "image_id", "InstanceType": "instance_type", "AutoScalingGroupName": "autoscaling_group"}
+            for dim in self.append_dimensions:
+                if values[dim] is None:
+                    return (
+                        f"aws.append_dimensions lists {dim}, so the agent's mem_used_percent carries it: "
+                        f"set aws.{keys[dim]}"
+                    )
+        if platform == "eks" and self.prefer_full_pod_name and self.workload and self.workload.kind == "cronjob":
+            return (
+                "with prefer_full_pod_name the agent names a CronJob's pods after each run's Job "
+                f"({self.workload.name}-<minutes>): no alarm can name that series in advance; use the default "
+                "prefer_full_pod_name: false"
             )
         return None
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes import azure_rules
+
 API_VERSION = "2018-03-01"
 METRICS_API_VERSION = "2024-02-01"
 METRICS_PATH = re.compile(
@@ -109,6 +111,7 @@ class FakeArm:
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: itertools.count[int] = field(default_factory=itertools.count)
+    never_fire: dict[str, list[str]] = field(default_factory=dict)  # rule name -> why it can never fire
     # metric values: (resource id, namespace, metric) -> {series labels: [(unix seconds, value), …]}
     metrics: dict[tuple[str, str, str], dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]] = field(
         default_factory=dict
@@ -165,6 +168,8 @@ def invalid(body: Any) -> str | None:
             return "Dynamic threshold criteria require MultipleResourceMultipleMetricCriteria."
         if not props.get("targetResourceType") or not props.get("targetResourceRegion"):
             return "targetResourceType and targetResourceRegion are required for multiple resource criteria."
+    if why := azure_rules.refusals(body):  # metric, aggregation, operator and dynamic-threshold rules
+        return " ".join(why)
     return None
 
 
@@ -248,6 +253,8 @@ def handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
                 self.error(400, "BadRequest", why)
                 return 400
             with fake.lock:
+                if never := azure_rules.never_fires(body):
+                    fake.never_fire[name] = never
                 rule = {
                     "id": f"/subscriptions/{match[1]}/resourceGroups/{match[2]}/providers/Microsoft.Insights/metricAlerts/{name}",  # noqa: E501
                     "name": name,

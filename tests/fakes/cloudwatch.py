@@ -6,6 +6,11 @@ moto. It forwards every request unchanged, records which operation it was (and, 
 would send, in the wire protocol the request used: botocore picks JSON (``awsJson1_0`` with the
 ``x-amzn-query-error`` header of query-compatible services), the query protocol (XML
 ``ErrorResponse``) or Smithy RPCv2 CBOR depending on its version; all three are answered.
+
+moto accepts any alarm, so the proxy also decodes every ``PutMetricAlarm`` and applies
+:mod:`tests.fakes.cloudwatch_rules`: what the real API refuses is answered with its 400
+``ValidationError`` (never reaching moto), and an accepted alarm that can never fire in the proxy's
+:class:`~tests.fakes.cloudwatch_rules.World` is recorded in ``never_fire`` for the test to assert on.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.fakes.cloudwatch_rules import World, never_fires, refusals
 
 TARGET_PREFIX = "GraniteServiceVersion20100801."
 
@@ -125,8 +133,11 @@ class Seen:
 class FaultProxy:
     """Forwards to moto; answers requests matching a :class:`Fault` with CloudWatch's error instead."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, world: World | None = None) -> None:
         self.upstream = upstream
+        self.world = world
+        self.never_fire: dict[str, list[str]] = {}  # alarm name -> why it can never fire
+        self.refused: dict[str, list[str]] = {}  # alarm name -> why PutMetricAlarm refused it
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
@@ -150,6 +161,17 @@ class FaultProxy:
                 if fault:
                     self.answer(*error_response(protocol, fault.code, fault.message, fault.status))
                     return
+                if operation == "PutMetricAlarm":
+                    params = decode(protocol, body)
+                    name = str(params.get("AlarmName", ""))
+                    if why := refusals(params):
+                        with proxy.lock:
+                            proxy.refused[name] = why
+                        self.answer(*error_response(protocol, "ValidationError", "; ".join(why), 400))
+                        return
+                    if proxy.world is not None and (never := never_fires(params, proxy.world)):
+                        with proxy.lock:
+                            proxy.never_fire[name] = never
                 skip = {"host", "content-length", "connection", "accept-encoding"}
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
                 request = urllib.request.Request(proxy.upstream + self.path, body, headers, method="POST")
@@ -196,6 +218,8 @@ class FaultProxy:
         with self.lock:
             self.faults.clear()
             self.seen.clear()
+            self.never_fire.clear()
+            self.refused.clear()
 
     def operations(self, name: str) -> list[Seen]:
         with self.lock:
@@ -204,3 +228,62 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _nest(flat: dict[str, str]) -> Any:
+    """Query-protocol form fields (``Metrics.member.1.MetricStat.Period``) as nested lists and dicts."""
+    root: dict[str, Any] = {}
+    for key, value in flat.items():
+        node: Any = root
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part == "member":
+                continue
+            if isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    nxt = parts[i + 1]
+                    node = node.setdefault(part, {} if nxt != "member" else [])
+            else:  # a list, indexed from 1
+                index = int(part) - 1
+                while len(node) <= index:
+                    node.append({})
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+    return root
+
+
+QUERY_NUMBERS = {"Period", "EvaluationPeriods", "DatapointsToAlarm"}
+
+
+def _typed(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _typed(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if key in QUERY_NUMBERS:
+        return int(value)
+    if key == "Threshold":
+        return float(value)
+    if key in ("ReturnData", "ActionsEnabled"):
+        return value == "true"
+    return value
+
+
+def decode(protocol: str, body: bytes) -> dict[str, Any]:
+    """A request's parameters, whichever protocol botocore used."""
+    if protocol == "json":
+        return dict(json.loads(body or b"{}"))
+    if protocol == "cbor":
+        import io
+
+        from botocore.parsers import RpcV2CBORParser
+
+        value = RpcV2CBORParser().parse_data_item(io.BufferedReader(io.BytesIO(body)))
+        return dict(value)
+    form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items() if k not in ("Action", "Version")}
+    return dict(_typed(_nest(form)))

@@ -9,7 +9,10 @@ the real one. It keeps the API's semantics that memprov relies on: every call ne
 display name or conditions, a forecast horizon outside 1h..60h, bad user labels, an update mask
 naming an unknown field, and a list filter it cannot parse (it understands only
 ``user_labels."KEY" = "VALUE"`` and ``display_name = "NAME"`` joined by ``AND``); pages of at most
-``page_size``. Failures are injected per method (optionally for one display name or name):
+``page_size``; and everything :func:`tests.fakes.gcp_rules.refusals` refuses (aligners the metric's kind
+does not allow, forecast horizons, PromQL that does not parse); policies it accepts but that can
+never fire are recorded in ``never_fire`` (:func:`tests.fakes.gcp_rules.never_fires`).
+Failures are injected per method (optionally for one display name or name):
 ``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``, ``PERMISSION_DENIED``... Every call is recorded.
 """
 
@@ -32,6 +35,9 @@ from google.cloud.monitoring_v3.types import common as common_t
 from google.cloud.monitoring_v3.types import metric as metric_t
 from google.cloud.monitoring_v3.types import metric_service as msvc_t
 from google.protobuf import empty_pb2
+from google.protobuf.json_format import MessageToDict
+
+from tests.fakes import gcp_rules
 
 SERVICE = "google.monitoring.v3.AlertPolicyService"
 AP = alert_t.AlertPolicy.pb()
@@ -70,6 +76,7 @@ class FakeAlertPolicies:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # time series by their filter (exactly as the client sends it): one list of (unix seconds, value) per series
     series: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
+    never_fire: dict[str, list[str]] = field(default_factory=dict)  # display name -> why it can never fire
 
     def list_time_series(self, req: Any, ctx: grpc.ServicerContext) -> Any:
         """``MetricService.ListTimeSeries`` with ALIGN_MAX per alignment period and REDUCE_MAX across series,
@@ -161,8 +168,13 @@ class FakeAlertPolicies:
                         problems.append("forecast_horizon must be between 1h and 60h")
             elif kind == "condition_prometheus_query_language" and not c.condition_prometheus_query_language.query:
                 problems.append("query is required")
+        as_json = MessageToDict(p)
+        problems += gcp_rules.refusals(as_json)
         if problems:
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
+        if never := gcp_rules.never_fires(as_json):
+            with self.lock:
+                self.never_fire[p.display_name] = never
 
     def _stamp(self, p: Any, created: bool) -> None:
         now = time.time_ns()
@@ -272,6 +284,7 @@ class FakeAlertPolicies:
 
     def reset(self) -> None:
         with self.lock:
+            self.never_fire.clear()
             self.db.clear()
             self.faults.clear()
             self.calls.clear()

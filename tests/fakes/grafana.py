@@ -51,8 +51,50 @@ class Request:
     body: Any
 
 
+def grafana12_read(dashboard: dict[str, Any]) -> dict[str, Any]:
+    """What Grafana 12 returns for a stored dashboard: migrated to its latest schema version on read.
+
+    grafana/grafana, apps/dashboard/pkg/migration/schemaversion: V40 (``refresh`` always a string, ``""`` when
+    missing), V41 (``timepicker.time_options`` removed), V42 (an override hiding a field from the visualisation
+    hides it from the tooltip too), V43 (the ``formatTime`` transformation becomes ``convertFieldType``).
+    """
+    d = copy.deepcopy(dashboard)
+    version = int(d.get("schemaVersion") or 0)
+    if version < 40:
+        d["refresh"] = d["refresh"] if isinstance(d.get("refresh"), str) else ""
+    if version < 41 and isinstance(d.get("timepicker"), dict):
+        d["timepicker"].pop("time_options", None)
+
+    def panels(items: Any) -> Iterator[dict[str, Any]]:
+        for p in items if isinstance(items, list) else []:
+            if isinstance(p, dict):
+                yield p
+                yield from panels(p.get("panels"))
+
+    for panel in panels(d.get("panels")):
+        if version < 42:
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                for prop in override.get("properties", []):
+                    value = prop.get("value")
+                    if prop.get("id") == "custom.hideFrom" and isinstance(value, dict) and value.get("viz"):
+                        value["tooltip"] = True
+        if version < 43:
+            for i, t in enumerate(panel.get("transformations") or []):
+                if isinstance(t, dict) and t.get("id") == "formatTime":
+                    o = t.get("options") or {}
+                    conv = {"destinationType": "string"}
+                    for src, dst in (("timeField", "targetField"), ("outputFormat", "dateFormat"),
+                                     ("timezone", "timezone")):  # fmt: skip
+                        if o.get(src):
+                            conv[dst] = o[src]
+                    panel["transformations"][i] = {"id": "convertFieldType", "options": {"conversions": [conv]}}
+    d["schemaVersion"] = max(version, 43)
+    return d
+
+
 class FakeGrafana:
-    def __init__(self) -> None:
+    def __init__(self, migrate_on_read: bool = False) -> None:
+        self.migrate_on_read = migrate_on_read  # Grafana 12: GET returns the dashboard migrated to schema 43
         self.tokens = {ADMIN_TOKEN: "Admin", VIEWER_TOKEN: "Viewer"}
         self.dashboards: dict[str, dict[str, Any]] = {}  # uid -> {"dashboard", "folderUid", "message"}
         self.folders: dict[str, dict[str, Any]] = {}
@@ -179,7 +221,9 @@ class FakeGrafana:
             "provisioned": False,
             "canSave": True,
         }
-        return 200, {"dashboard": copy.deepcopy(entry["dashboard"]), "meta": meta}, {}
+        stored = entry["dashboard"]
+        shown = grafana12_read(stored) if self.migrate_on_read else copy.deepcopy(stored)
+        return 200, {"dashboard": shown, "meta": meta}, {}
 
     def _save(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         dash = body.get("dashboard") if isinstance(body, dict) else None
