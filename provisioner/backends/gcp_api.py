@@ -31,7 +31,7 @@ from provisioner.core.errors import OperationError, RetryableError
 from provisioner.core.types import Duration, SecretRef
 from provisioner.plan.contract import Backend, Target, TargetConfig
 from provisioner.plan.model import Resource, canonical
-from provisioner.spec.model import GCP_CHANNEL, GCP_PROJECT
+from provisioner.spec.clouds import GCP_CHANNEL, GCP_PROJECT
 
 ChannelName = Annotated[str, Field(pattern=GCP_CHANNEL)]
 

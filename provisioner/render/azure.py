@@ -35,7 +35,7 @@ from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
 from provisioner.kinds.base import Kind, Support
 from provisioner.render import cloud
 from provisioner.render.cloud import Rendering, description, percent_per_second
-from provisioner.spec.model import AZURE_RESOURCE_TYPES
+from provisioner.spec.clouds import AZURE_RESOURCE_TYPES
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 SEVERITY = {"critical": 0, "warning": 2, "info": 3}

@@ -15,8 +15,9 @@ from typing import Any
 from provisioner.core.promql import Sources
 from provisioner.kinds.base import Kind, Params
 from provisioner.spec.breaker import Breaker
+from provisioner.spec.clouds import Aws, Azure, Gcp
 from provisioner.spec.environment import Environment
-from provisioner.spec.model import Aws, Azure, Baseline, Gcp, Notification, Route, Runtime, Selector, Thresholds
+from provisioner.spec.model import Baseline, Notification, Route, Runtime, Selector, Thresholds
 
 
 @dataclass(frozen=True)
