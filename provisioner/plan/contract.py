@@ -34,6 +34,7 @@ class JobSupport:
     job: str
     kind: Kind
     support: Support
+    needs: tuple[str, ...] = ()  # what must exist for the alert to see anything: metrics, agents, settings
 
 
 class Target(ABC):

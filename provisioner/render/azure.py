@@ -314,6 +314,11 @@ def rules(spec: ResolvedSpec, job: ResolvedJob, groups: Mapping[str, str]) -> li
     return cloud.render(TABLE, job, Rules(spec, job, groups))
 
 
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its Azure Monitor alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
+
+
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on Azure Monitor, and why."""
     return cloud.supports(TABLE, job, "Azure Monitor")

@@ -352,6 +352,11 @@ def alarms(
     return cloud.render(TABLE, job, Alarms(spec, job, topics, notify_ok))
 
 
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its CloudWatch alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
+
+
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on CloudWatch, and why."""
     return cloud.supports(TABLE, job, "CloudWatch")

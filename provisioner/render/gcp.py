@@ -375,6 +375,11 @@ def documentation(spec: ResolvedSpec, job: ResolvedJob, severity: str, summary: 
     }
 
 
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its Cloud Monitoring alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
+
+
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on Cloud Monitoring, and why."""
     return cloud.supports(TABLE, job, "Cloud Monitoring")
