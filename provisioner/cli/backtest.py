@@ -116,8 +116,9 @@ def run(
         console.raw(json.dumps(_as_json(meta, results, before), indent=2) + "\n")
     else:
         console.raw(_report(meta, results, before, markdown=fmt == "markdown"))
-        if plot is not None:
-            console.line(f"Plots: {', '.join(str(plot / f'{j.id}.png') for j in selected)}", "dim")
+    if plot is not None:  # on stderr unless text: a Markdown or JSON report is a file someone pastes or parses
+        where = console if fmt == "text" else Console(stderr=True, color=color)
+        where.line(f"Plots: {', '.join(str(plot / f'{j.id}.png') for j in selected)}", "dim")
     return EXIT_OK
 
 
