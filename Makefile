@@ -1,18 +1,25 @@
 # memprov developer targets; `make help` lists them. CI runs `make ci` (see .ci/run).
-PYTHON ?= python3
+# Everything runs from the project's virtualenv (.venv, made by scripts/venv); PYTHON=... uses another
+# interpreter, which is then only checked, never installed into.
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 ENV ?= local
+export PYTHON
 
-.PHONY: help install demo test test-fast lint typecheck format ci golden bench bench-alerts render-check
+.PHONY: help venv install demo test test-fast lint typecheck format ci golden bench bench-alerts render-check
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
-install: ## install memprov and the development tools (editable)
-	$(PYTHON) -m pip install -q -e '.[dev]'
+venv: ## .venv with memprov alone (no cloud SDK): enough for validate, plan, apply
+	./scripts/venv
 
-demo: install ## validate the example spec and plan it against local files
-	memprov validate && memprov plan --env $(ENV)
+install: ## .venv with memprov, every extra and the development tools (editable)
+	./scripts/venv dev
 
-test: ## the whole test suite (installs promtool/amtool/prometheus if missing)
+demo: venv ## validate the example spec and plan it against local files
+	$(PYTHON) -m provisioner validate && $(PYTHON) -m provisioner plan --env $(ENV)
+
+test: ## the whole test suite (installs the dev tools into .venv, promtool/amtool/prometheus if missing)
 	./scripts/ensure-tools
 	$(PYTHON) -m pytest -q
 
@@ -20,22 +27,22 @@ test-fast: ## unit tests only (no real Prometheus/Alertmanager)
 	$(PYTHON) -m pytest -q -m "not integration"
 
 lint: ## ruff lint + format check
-	ruff check .
-	ruff format --check .
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 typecheck: ## mypy (strict)
-	mypy
+	$(PYTHON) -m mypy
 
 format: ## apply ruff formatting and fixes
-	ruff format .
-	ruff check --fix .
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
 
 render-check: ## fail if the committed dashboards are stale
-	memprov render --check
+	$(PYTHON) -m provisioner render --check
 
 golden: ## regenerate golden files (review the diff before committing!)
 	MEMPROV_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests -k golden
-	memprov render
+	$(PYTHON) -m provisioner render
 
 bench: ## start-up, render and plan timings for 1,000 jobs x 4 environments
 	$(PYTHON) bench/run.py

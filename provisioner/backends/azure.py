@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from provisioner.backends.azure_api import ActionGroups, AzureConfig, AzureTarget
 from provisioner.backends.cloud import CloudBackend, CloudRenderer
 from provisioner.backends.files import FILES, FilesConfig
+from provisioner.core.extras import AZURE
 from provisioner.plan.contract import Backend, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render import azure as render
@@ -109,7 +110,7 @@ class AzureBackend(CloudBackend):
     name = "azure"
     TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
         "files": TargetType(AzureFilesConfig, FILES.build),
-        "azure": TargetType(AzureConfig, _live),
+        "azure": TargetType(AzureConfig, _live, extra=AZURE),
     }
 
     @property

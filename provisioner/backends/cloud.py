@@ -33,6 +33,8 @@ class CloudRenderer(Protocol):
 
     def support(self, job: ResolvedJob) -> list[tuple[Kind, Support]]: ...
 
+    def needs(self, job: ResolvedJob) -> dict[Kind, tuple[str, ...]]: ...
+
     def platform(self, job: ResolvedJob) -> str: ...
 
     def caveats(self, job: ResolvedJob) -> list[str]: ...
@@ -65,11 +67,13 @@ class CloudBackend(Backend):
         return all(labels.get(k) == v for k, v in ownership_tags(self.spec.env, self.spec.name).items())
 
     def support(self) -> list[JobSupport]:
-        return [
-            JobSupport(job.id, kind, support)
-            for job in self.spec.jobs_using(self.name)
-            for kind, support in self.RENDER.support(job)
-        ]
+        out = []
+        for job in self.spec.jobs_using(self.name):
+            needs = self.RENDER.needs(job)
+            out += [
+                JobSupport(job.id, kind, support, needs.get(kind, ())) for kind, support in self.RENDER.support(job)
+            ]
+        return out
 
     def notes(self) -> list[str]:
         """Per job, which alert kinds are native, approximated or unsupported here; then caveats."""

@@ -21,6 +21,7 @@ from pydantic import Field
 from provisioner.backends.cloud import CloudBackend, CloudRenderer
 from provisioner.backends.cloudwatch_api import CloudWatchConfig, CloudWatchTarget, Sns
 from provisioner.backends.files import FILES, FilesConfig
+from provisioner.core.extras import AWS
 from provisioner.plan.contract import Backend, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render import cloudwatch as render
@@ -124,7 +125,7 @@ class CloudWatchBackend(CloudBackend):
     name = "cloudwatch"
     TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
         "files": TargetType(CloudWatchFilesConfig, FILES.build),
-        "cloudwatch": TargetType(CloudWatchConfig, _live),
+        "cloudwatch": TargetType(CloudWatchConfig, _live, extra=AWS),
     }
 
     @property

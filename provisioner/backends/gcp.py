@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from provisioner.backends.cloud import CloudBackend, CloudRenderer
 from provisioner.backends.files import FILES, FilesConfig
 from provisioner.backends.gcp_api import GcpConfig, GcpTarget, Policy
+from provisioner.core.extras import GCP
 from provisioner.plan.contract import Backend, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render import gcp as render
@@ -76,7 +77,7 @@ class GcpBackend(CloudBackend):
     name = "gcp"
     TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
         "files": TargetType(GcpFilesConfig, FILES.build),
-        "gcp": TargetType(GcpConfig, _live),
+        "gcp": TargetType(GcpConfig, _live, extra=GCP),
     }
 
     @property

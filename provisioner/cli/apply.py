@@ -14,6 +14,8 @@ from provisioner.cli.root import EnvOpt, app, complete_backend, run_verb
 from provisioner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, OperationError, UsageError
 from provisioner.plan.model import Plan
 
+EXIT_DECLINED = EXIT_FAILED  # the confirmation was declined: nothing was applied, which no script may take for success
+
 if TYPE_CHECKING:
     from provisioner.plan.contract import Target
     from provisioner.plan.engine import Result
@@ -94,7 +96,7 @@ def _apply(
     from provisioner.plan.engine import apply as apply_plan
 
     console = Console(color=color)
-    console.lines(output.text(plan))
+    console.lines(output.text(plan, hint=False))  # about to apply it: no "apply exactly this plan" hint
     if plan.errors:
         raise OperationError(
             "cannot apply: live state could not be read for " + ", ".join(plan.errors) + "; nothing was changed"
@@ -118,9 +120,9 @@ def _apply(
                 "apply needs confirmation: run it in a terminal or pass --yes (e.g. in CI, after "
                 "reviewing the plan and pinning it with --checksum)"
             )
-        if not console.confirm(f"Apply {len(plan.actionable)} changes to {env}?"):
+        if not console.confirm(f"Apply {output.plural(len(plan.actionable), 'change')} to {env}?"):
             console.line("Cancelled; nothing was changed.", "yellow")
-            return EXIT_OK
+            return EXIT_DECLINED
 
     def progress(result: Result) -> None:
         style = {"applied": "green", "failed": "red"}.get(result.outcome.value, "yellow")

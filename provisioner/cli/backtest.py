@@ -111,13 +111,15 @@ def run(
         "window": [start, end],
         "window_text": f"{format_duration(round(end - start))} up to {iso_minutes(end)}",
         "against": against,
+        "group_by": {j.id: tuple(j.sources.group_by) for j in selected},
     }
     if fmt == "json":
         console.raw(json.dumps(_as_json(meta, results, before), indent=2) + "\n")
     else:
         console.raw(_report(meta, results, before, markdown=fmt == "markdown"))
-        if plot is not None:
-            console.line(f"Plots: {', '.join(str(plot / f'{j.id}.png') for j in selected)}", "dim")
+    if plot is not None:  # on stderr unless text: a Markdown or JSON report is a file someone pastes or parses
+        where = console if fmt == "text" else Console(stderr=True, color=color)
+        where.line(f"Plots: {', '.join(str(plot / f'{j.id}.png') for j in selected)}", "dim")
     return EXIT_OK
 
 
@@ -225,6 +227,10 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
                 ("flaps", "flaps", "", "lower"),
             )
         ]
+        then_alerts, now_alerts = _alert_leads(before, meta["group_by"]), _alert_leads(results, meta["group_by"])
+        for alert in sorted(set(then_alerts) | set(now_alerts), key=_alert_order(results)):
+            a, b = then_alerts.get(alert), now_alerts.get(alert)
+            rows.append([f"{alert} before OOM kills", _fmt_lead(a), _fmt_lead(b), _alert_verdict(a, b)])
         out += [table(rows, ["", str(meta["against"]), "this tree", ""], markdown), ""]
     out += [f"{h}Alerts", ""]
     head = ["job", "alert", "severity", "episodes", "runs fired on", "first before an OOM", "false alarms", "flaps"]
@@ -248,6 +254,58 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
     return "\n".join(out) + "\n"
 
 
+Lead = tuple[int, int, float | None]  # OOM kills it fired before, OOM kills, median lead (seconds)
+
+
+def _alert_leads(results: list[JobResult], group_by: dict[str, tuple[str, ...]]) -> dict[str, Lead]:
+    """Per warning or critical alert: before how many OOM kills it fired (within the killed run), and its
+    median lead over those. The summary's lead is the *first* alert's; this shows each alert's own, so
+    moving one threshold shows even when another alert still fires first."""
+    from provisioner.analysis.backtest import SCORED, owner_run
+
+    leads: dict[str, list[float]] = {}
+    total = 0
+    for r in results:
+        runs = sorted(r.runs, key=lambda x: x.start)
+        starts = [x.start for x in runs]
+        first: dict[tuple[str, str], float] = {}
+        for e in r.episodes:
+            run = owner_run(e, runs, starts, group_by[r.job])
+            if e.severity in SCORED and run is not None and run.oom and run.start <= e.start <= run.end:
+                first[(e.alert, run.name)] = min(first.get((e.alert, run.name), e.start), e.start)
+        ends = {x.name: x.end for x in runs}
+        for (alert, name), start in first.items():
+            leads.setdefault(alert, []).append(ends[name] - start)
+        for a in r.alerts.values():
+            if a.severity in SCORED:
+                leads.setdefault(a.alert, [])
+        total += len(r.ooms)
+    return {a: (len(v), total, statistics.median(v) if v else None) for a, v in leads.items()}
+
+
+def _fmt_lead(lead: Lead | None) -> str:
+    if lead is None:
+        return "—"
+    fired, total, median = lead
+    return f"{fired}/{total}" + (f", {median / 60:.1f} min" if median is not None else "")
+
+
+def _alert_verdict(then: Lead | None, now: Lead | None) -> str:
+    if then is None or now is None:
+        return "new" if then is None else "gone"
+    if now[0] != then[0]:
+        return f"before {abs(now[0] - then[0])} {'more' if now[0] > then[0] else 'fewer'} OOM kill(s)"
+    if then[2] is None or now[2] is None or abs(now[2] - then[2]) < 30:
+        return "same"
+    delta = (now[2] - then[2]) / 60
+    return f"{abs(delta):.1f} min {'earlier' if delta > 0 else 'later'}"
+
+
+def _alert_order(results: list[JobResult]) -> Any:
+    order = [a for r in results for a in r.alerts]
+    return lambda alert: (order.index(alert) if alert in order else len(order), alert)
+
+
 def _fmt_value(value: Any, unit: str) -> str:
     if value is None:
         return "—"
@@ -266,6 +324,10 @@ def _as_json(meta: dict[str, Any], results: list[JobResult], before: list[JobRes
     def one(rs: list[JobResult]) -> dict[str, Any]:
         return {
             "summary": _summary(rs),
+            "alerts_before_ooms": {
+                alert: {"ooms_fired_before": fired, "ooms": total, "median_lead_minutes": lead / 60 if lead else None}
+                for alert, (fired, total, lead) in _alert_leads(rs, meta["group_by"]).items()
+            },
             "jobs": [
                 {
                     "job": r.job,
@@ -282,4 +344,5 @@ def _as_json(meta: dict[str, Any], results: list[JobResult], before: list[JobRes
             ],
         }
 
-    return {**meta, "this_tree": one(results), "against_rev": one(before) if before is not None else None}
+    shown = {k: v for k, v in meta.items() if k != "group_by"}
+    return {**shown, "this_tree": one(results), "against_rev": one(before) if before is not None else None}

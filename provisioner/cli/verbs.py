@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # The order of these imports is the order of the verbs in `memprov --help`: the flow of work.
 # isort: off
-from provisioner.cli import validate, lint, render, plan, apply, test  # noqa: F401 - importing registers
+from provisioner.cli import validate, lint, explain, render, plan, apply, test  # noqa: F401 - importing registers
 from provisioner.cli import baseline, backtest, preview, run, profile, breaker, schema, init  # noqa: F401
 
 # isort: on

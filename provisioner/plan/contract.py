@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from provisioner.core.extras import Extra
 from provisioner.kinds.base import Kind, Support
 from provisioner.plan.model import Change, Resource
 from provisioner.spec.resolved import ResolvedSpec
@@ -33,6 +34,7 @@ class JobSupport:
     job: str
     kind: Kind
     support: Support
+    needs: tuple[str, ...] = ()  # what must exist for the alert to see anything: metrics, agents, settings
 
 
 class Target(ABC):
@@ -88,6 +90,7 @@ class TargetType(Generic[C]):
 
     config: type[C]
     build: Callable[[Any, C], Target]  # (the backend, its validated config) -> the target
+    extra: Extra | None = None  # the pip extra whose SDK the target imports (checked before it is built)
 
 
 class Backend(ABC):
@@ -172,5 +175,8 @@ class Backend(ABC):
 
     def target(self) -> Target:
         """The target this backend's config names (the files target by default)."""
-        kind = self.TARGETS[self.config.type if self.config is not None else "files"]
+        name = self.config.type if self.config is not None else "files"
+        kind = self.TARGETS[name]
+        if kind.extra is not None:
+            kind.extra.require(f"targets.{self.name} type {name}")
         return kind.build(self, self.config if self.config is not None else kind.config())

@@ -21,12 +21,36 @@ STYLE = {
 }
 
 
+def plural(count: int, word: str) -> str:
+    """``1 change``, ``2 changes``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def unread(plan: Plan) -> list[str]:
+    """The backends whose live state could not be read: the plan says nothing of what they would change."""
+    return [bp.backend for bp in plan.backends if bp.error]
+
+
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
     parts = [f"{c['create']} to create", f"{c['update']} to update", f"{c['delete']} to delete"]
     if c["conflict"]:
         parts.append(f"{c['conflict']} in conflict")
-    return "Plan: " + ", ".join(parts) + f", {c['no-op']} unchanged."
+    line = "Plan: " + ", ".join(parts) + f", {c['no-op']} unchanged"
+    if missing := unread(plan):
+        line += f"; not counted: {', '.join(missing)} (live state not read)"
+    return line + "."
+
+
+def cannot_apply(plan: Plan) -> str:
+    """Why this plan cannot be applied as it is (a backend could not be read), or ''."""
+    missing = unread(plan)
+    if not missing:
+        return ""
+    return (
+        f"This plan cannot be applied: the live state of {', '.join(missing)} could not be read (see above), so "
+        "what apply would change there is unknown. Fix that and plan again."
+    )
 
 
 def _diff(change: Change, limit: int = MAX_DIFF_LINES) -> list[str]:
@@ -36,8 +60,9 @@ def _diff(change: Change, limit: int = MAX_DIFF_LINES) -> list[str]:
     return lines
 
 
-def text(plan: Plan, *, show_noop: bool = False, diffs: bool = True) -> list[tuple[str, str]]:
-    """(style, line) pairs; style is a rich style name or ''."""
+def text(plan: Plan, *, show_noop: bool = False, diffs: bool = True, hint: bool = True) -> list[tuple[str, str]]:
+    """(style, line) pairs; style is a rich style name or ''. ``hint``: end with the command that applies
+    exactly this plan (``plan`` does; ``apply``, about to apply it, does not)."""
     out: list[tuple[str, str]] = [("bold", f"memprov plan · environment {plan.env} · spec {plan.spec_name}"), ("", "")]
     for bp in plan.backends:
         out.append(("bold cyan", f"{bp.backend} → {bp.target}"))
@@ -67,9 +92,12 @@ def text(plan: Plan, *, show_noop: bool = False, diffs: bool = True) -> list[tup
     for p in plan.safety_problems():
         out.append(("bold red", f"refused without --force: {p}"))
     out.append(("bold", summary_line(plan)))
-    if plan.has_changes:
+    if why := cannot_apply(plan):
+        out.append(("bold red", why))
+    elif plan.has_changes:
         out.append(("", f"Checksum {plan.checksum}"))
-        out.append(("dim", f"Apply exactly this plan: {_apply_command(plan)}"))
+        if hint:
+            out.append(("dim", f"Apply exactly this plan: {_apply_command(plan)}"))
     return out
 
 
@@ -85,17 +113,18 @@ def markdown(plan: Plan) -> str:
         f"### memprov plan for `{plan.env}`",
         "",
         f"**{c['create']}** to create · **{c['update']}** to update · **{c['delete']}** to delete · "
-        f"{c['no-op']} unchanged" + (f" · **{c['conflict']} in conflict**" if c["conflict"] else ""),
+        f"{c['no-op']} unchanged"
+        + (f" · **{c['conflict']} in conflict**" if c["conflict"] else "")
+        + (f" · ⚠️ not counted: {', '.join(unread(plan))} (live state not read)" if unread(plan) else ""),
         "",
         "| backend | target | create | update | delete | unchanged |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for bp in plan.backends:
         err = " ⚠️ " + bp.error.replace("|", "\\|") if bp.error else ""
-        lines.append(
-            f"| {bp.backend} | `{bp.target}`{err} | {bp.count(Action.CREATE)} | {bp.count(Action.UPDATE)} | "
-            f"{bp.count(Action.DELETE)} | {bp.count(Action.NOOP)} |"
-        )
+        counts = [str(bp.count(a)) if not bp.error else "—" for a in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+        counts.append(str(bp.count(Action.NOOP)) if not bp.error else "—")
+        lines.append(f"| {bp.backend} | `{bp.target}`{err} | " + " | ".join(counts) + " |")
     for problem in plan.safety_problems():
         lines += ["", f"> ⛔ refused without `--force`: {problem}"]
     for bp in plan.backends:
@@ -121,7 +150,9 @@ def markdown(plan: Plan) -> str:
                 ]
         for note in bp.notes:
             lines.append(f"- _note: {note}_")
-    if plan.has_changes:
+    if why := cannot_apply(plan):
+        lines += ["", f"> ⛔ {why}"]
+    elif plan.has_changes:
         lines += ["", f"Apply exactly this plan: `{_apply_command(plan)}`"]
     return "\n".join(lines) + "\n"
 
@@ -133,6 +164,8 @@ def as_dict(plan: Plan) -> dict[str, Any]:
         "checksum": plan.checksum,
         "counts": plan.counts(),
         "has_changes": plan.has_changes,
+        "unread": unread(plan),
+        "applicable": not unread(plan),
         "warnings": list(plan.warnings),
         "safety_problems": plan.safety_problems(),
         "backends": [
@@ -173,7 +206,8 @@ def report_lines(report: ApplyReport) -> list[tuple[str, str]]:
     out.append(
         (
             "bold green" if report.ok else "bold red",
-            f"{head}: {len(applied)} of {total} changes applied, {len(failed)} failed, {len(skipped)} not attempted.",
+            f"{head}: {len(applied)} of {plural(total, 'change')} applied, {len(failed)} failed, "
+            f"{len(skipped)} not attempted.",
         )
     )
     for title, results, style in (

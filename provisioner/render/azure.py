@@ -321,6 +321,11 @@ def _machine(job: ResolvedJob) -> str:
     return ""
 
 
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its Azure Monitor alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
+
+
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:
     """Per enabled kind: native, approximated or unsupported on Azure Monitor, and why."""
     return cloud.supports(TABLE, job, "Azure Monitor", _machine)

@@ -3,8 +3,10 @@ per alert kind, how a cloud expresses it and renders it, and the job's context i
 
 Each cloud module declares ``TABLE: dict[Kind, Rendering]``. An entry's ``support(job)`` says
 whether the kind is native, approximated (and why) or unsupported (and why) for that job; its
-``render(ctx)`` writes the request bodies. The plan's notes and the rendered bodies come from the
-same entries, so they cannot drift; a kind missing from a table is unsupported there, and says so.
+``render(ctx)`` writes the request bodies; its ``needs(job)`` says what must exist for the alert
+to see anything (the metrics, and the agent or its settings that publish them). The plan's notes,
+``memprov explain`` and the rendered bodies come from the same entries, so they cannot drift; a
+kind missing from a table is unsupported there, and says so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Rendering(Generic[C]):
 
     support: Callable[[ResolvedJob], Support]
     render: Callable[[C], list[dict[str, Any]]] | None = None  # None: never rendered (always unsupported)
+    needs: Callable[[ResolvedJob], tuple[str, ...]] | None = None  # metrics, agents and their settings, in words
 
 
 def supports(
@@ -51,6 +54,16 @@ def supports(
         if whole and kind.kind is not Kind.OOM_KILLED and found.level is not Level.UNSUPPORTED:
             found = Support.approximated("; ".join(w for w in (whole, found.why) if w))
         out.append((kind.kind, found))
+    return out
+
+
+def needs(table: Mapping[Kind, Rendering[C]], job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind of ``job`` that this cloud renders, what it needs there (as its entry states)."""
+    out = {}
+    for kind in KINDS:
+        entry = table.get(kind.kind)
+        if entry is not None and entry.needs is not None and kind.of(job).enabled:
+            out[kind.kind] = entry.needs(job)
     return out
 
 

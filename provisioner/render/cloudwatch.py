@@ -37,7 +37,7 @@ from provisioner.render.cloud import Rendering, description, percent_per_second
 from provisioner.render.cloudwatch_source import Source, platform, pod_name, source
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
-__all__ = ["TABLE", "Source", "alarms", "caveats", "platform", "pod_name", "source", "support"]
+__all__ = ["TABLE", "Source", "alarms", "caveats", "needs", "platform", "pod_name", "source", "support"]
 
 NO_OOM = 1_000_000_000  # seconds: "no OOM predicted" (not growing), far beyond any horizon
 MAX_EVALUATION = 86_400  # EvaluationPeriods x Period may not exceed a day
@@ -310,6 +310,11 @@ def alarms(
 ) -> list[dict[str, Any]]:
     """The job's ``PutMetricAlarm`` request bodies; ``topics`` maps severity to an SNS topic ARN."""
     return cloud.render(TABLE, job, Alarms(spec, job, topics, notify_ok))
+
+
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its CloudWatch alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
 
 
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:

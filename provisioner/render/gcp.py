@@ -43,7 +43,7 @@ from provisioner.render.cloud import Rendering
 from provisioner.render.gcp_source import REGEX_LABELS, Source, platform, quote, source, used_promql
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
-__all__ = ["TABLE", "Source", "caveats", "platform", "policies", "quote", "source", "support", "used_promql"]
+__all__ = ["TABLE", "Source", "caveats", "needs", "platform", "policies", "quote", "source", "support", "used_promql"]
 
 FORECAST_MIN, FORECAST_MAX = 3600.0, 216_000.0  # forecast_horizon: 1h to 60h
 MISSING = "EVALUATION_MISSING_DATA_INACTIVE"  # batch jobs are not always running: no data is not an incident
@@ -334,6 +334,11 @@ def documentation(spec: ResolvedSpec, job: ResolvedJob, severity: str, summary: 
             {"displayName": "Runbook", "url": job.runbook_url},
         ],
     }
+
+
+def needs(job: ResolvedJob) -> dict[Kind, tuple[str, ...]]:
+    """Per enabled kind, the metrics and agent settings its Cloud Monitoring alert needs (as the table states them)."""
+    return cloud.needs(TABLE, job)
 
 
 def support(job: ResolvedJob) -> list[tuple[Kind, Support]]:

@@ -276,8 +276,9 @@ def parse_argv(argv: list[str]) -> dict[str, object]:
     return found
 
 
-def main_fast(argv: list[str]) -> int:
-    """``memprov run`` without typer: the same flags, errors and exit codes as the typer command."""
+def main_fast(argv: list[str], spec: Path | None = None) -> int:
+    """``memprov run`` without typer: the same flags, errors and exit codes as the typer command (``spec``:
+    a ``--spec`` given among them)."""
 
     def error(message: str, hint: str = "") -> None:  # as the CLI's console prints them, without rich (~50 ms)
         for line in message.splitlines() or [message]:
@@ -287,7 +288,7 @@ def main_fast(argv: list[str]) -> int:
 
     try:
         kwargs = parse_argv(argv)
-        spec = Path(os.environ.get("MEMPROV_SPEC") or "memprov.yaml")  # as the typer command's --spec
+        spec = spec or Path(os.environ.get("MEMPROV_SPEC") or "memprov.yaml")  # as the typer command's --spec
         return run(spec=spec, color=None, **kwargs)  # type: ignore[arg-type]
     except MemprovError as e:
         error(e.render())

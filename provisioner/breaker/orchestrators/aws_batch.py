@@ -18,6 +18,7 @@ from typing import Any
 from provisioner.breaker.orchestrators.base import Call, Client, Record, StepFailed, StepResult
 from provisioner.breaker.planner import Decision, Observed
 from provisioner.core.errors import OperationError
+from provisioner.core.extras import AWS
 from provisioner.spec.breaker import AwsBatchConnection, AwsBatchTarget
 
 ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
@@ -29,6 +30,7 @@ class AwsBatch(Client):
     name = "aws_batch"
 
     def __init__(self, conn: AwsBatchConnection, target: AwsBatchTarget) -> None:
+        AWS.require("the aws_batch orchestrator")
         import boto3  # lazily: `breaker serve` must start without any cloud SDK
         from botocore.config import Config
 
