@@ -374,7 +374,7 @@ def test_an_internal_error_exits_4_with_a_report_hint_and_no_traceback(repo: Pat
 def test_strict_refuses_kinds_a_backend_approximates_before_reading_anything(tmp_path: Path) -> None:
     """plan/apply --strict: every approximated or unsupported kind is an error at its job (exit 2);
     the aws environment's CloudWatch targets are never contacted (no credentials here), and an
-    environment whose backends express every kind natively plans as usual."""
+    local environment's Prometheus expresses every kind natively but the OOM kills of a job with no OOM series."""
     repo = example_repo(tmp_path)
     for args in (["plan"], ["apply", "--yes"]):
         result = memprov(*args, "--env", "aws", "--strict", cwd=repo)
@@ -385,5 +385,13 @@ def test_strict_refuses_kinds_a_backend_approximates_before_reading_anything(tmp
             "troughs" in result.stderr
         )
         assert "oom_killed is approximated on cloudwatch" in result.stderr and "Traceback" not in result.stderr
-    local = memprov("plan", "--env", "local", "--strict", cwd=repo)
-    assert local.returncode == 0, local.stderr
+    local = memprov("plan", "--env", "local", "--strict", cwd=repo)  # Prometheus: native, where series exist
+    assert local.returncode == 2, local.stderr
+    assert [line.split(": ", 3)[2:] for line in local.stderr.splitlines()] == [
+        [
+            "jobs.feature-batch",
+            "oom_killed is unsupported on prometheus (the runtime has no OOM-kill series for this job; set "
+            "metrics.oom_events to one); --strict refuses it: mend what the reason says, disable the kind for this "
+            "job, leave prometheus out of its backends, or plan without --strict",
+        ]
+    ]

@@ -22,8 +22,9 @@ from provisioner.backends.prometheus_targets import (
 )
 from provisioner.core.names import ownership_tags
 from provisioner.core.units import format_duration, parse_duration
-from provisioner.kinds.base import Kind
-from provisioner.plan.contract import Backend, TargetType
+from provisioner.kinds import ALL as KINDS
+from provisioner.kinds.base import Kind, Support
+from provisioner.plan.contract import Backend, JobSupport, TargetType
 from provisioner.plan.model import Resource
 from provisioner.render.prometheus import rules as render
 
@@ -66,6 +67,15 @@ class PrometheusBackend(YamlFiles, Backend):
                 title=job.name,
             )
             for job in self.spec.jobs_using(self.name)
+        ]
+
+    def support(self) -> list[JobSupport]:
+        """Every enabled kind is native (PromQL is memprov's reference), unless a job has no series for it."""
+        return [
+            JobSupport(job.id, k.kind, Support.unsupported(why))
+            for job in self.spec.jobs_using(self.name)
+            for k in KINDS
+            if (p := k.of(job)).enabled and (why := k.unexpressed(p)) is not None
         ]
 
     def normalise(self, body: Any) -> Any:

@@ -51,7 +51,8 @@ def inexact(resolved: ResolvedSpec, bindings: Sequence[Binding]) -> list[Problem
             why = f" ({s.support.why})" if s.support.why else ""
             message = (
                 f"{s.kind.value} is {s.support.level.value} on {backend.name}{why}; --strict refuses it: "
-                f"disable the kind for this job, leave {backend.name} out of its backends, or plan without --strict"
+                f"mend what the reason says, disable the kind for this job, leave {backend.name} out of its "
+                "backends, or plan without --strict"
             )
             path = ("jobs", s.job)
             file, line = resolved.where.get(path, (str(resolved.spec_file.name), None))

@@ -197,6 +197,10 @@ class KindDef(ABC, Generic[S, P]):
     def alerts(self, ctx: RuleContext, params: P) -> list[Alert]:
         """The kind's alerting rules (only called when enabled)."""
 
+    def unexpressed(self, params: P) -> str | None:
+        """Why this job gets no alert of the kind although it is enabled (e.g. no source series), or None."""
+        return None
+
     def texts(self, t: Texts, params: P) -> dict[str, dict[str, str]]:
         """Default ``summary`` and ``description`` of each alert (Prometheus templating allowed)."""
         return {}

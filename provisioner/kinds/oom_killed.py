@@ -53,6 +53,11 @@ class OomKilledKind(KindDef[NoSettings, OomKilledParams]):
         expr = f"max by ({ctx.by}) (\n  " + "\n  or ".join(parts) + "\n)"
         return [Alert("BatchJobOOMKilled", "warning", expr, 0, KEEP, scope="dead")]
 
+    def unexpressed(self, params: OomKilledParams) -> str | None:
+        if params.events or params.terminated:
+            return None
+        return "the runtime has no OOM-kill series for this job; set metrics.oom_events to one"
+
     def texts(self, t: Texts, params: OomKilledParams) -> dict[str, dict[str, str]]:
         return {
             "BatchJobOOMKilled": {
