@@ -145,3 +145,12 @@ def _tag(body: dict[str, object]) -> str:
     tags = body["Tags"]
     assert isinstance(tags, list)
     return str(next(t["Value"] for t in tags if t["Key"] == "memprov-kind"))
+
+
+def test_every_cloud_rendering_says_what_it_needs() -> None:
+    """memprov explain reads the metrics and agent settings from the same table entries that render."""
+    from provisioner.render import azure, cloudwatch, gcp
+
+    for module in (cloudwatch, gcp, azure):
+        missing = [k for k, r in module.TABLE.items() if r.render is not None and r.needs is None]
+        assert not missing, (module.__name__, missing)

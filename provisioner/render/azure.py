@@ -288,6 +288,18 @@ def _anomaly_support(job: ResolvedJob) -> Support:
     )
 
 
+def _series(job: ResolvedJob) -> tuple[str, ...]:
+    """The metric the rules read, and what must publish it."""
+    src = source(job)
+    dims = ", ".join(f"{k}={v}" for k, v in src.dimensions)
+    agent = {
+        "aks": "AKS platform metrics (no agent; per node)",
+        "vm": "VM platform metrics (Azure Monitor agent not needed for Available Memory Percentage)",
+        "aml": "Azure ML compute metrics",
+    }.get(src.platform, "the metric named in azure.namespace / azure.metric")
+    return (f"{src.namespace} {src.metric}" + (f" [{dims}]" if dims else "") + f" on {src.scope}", agent)
+
+
 GROWTH_WHY = (
     "Azure metric alerts compare one aggregate per window with a threshold: no rate or slope of a "
     "metric; the prometheus backend's rule (e.g. on Azure Monitor managed Prometheus) expresses it"
@@ -299,11 +311,11 @@ OOM_WHY = {
 }
 
 TABLE: dict[Kind, Rendering[Rules]] = {
-    Kind.USAGE: Rendering(_usage_support, _usage),
+    Kind.USAGE: Rendering(_usage_support, _usage, _series),
     Kind.GROWTH: Rendering(lambda job: Support.unsupported(GROWTH_WHY)),
-    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom),
-    Kind.BASELINE: Rendering(_baseline_support, _baseline),
-    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly),
+    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom, _series),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline, _series),
+    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly, _series),
     Kind.OOM_KILLED: Rendering(lambda job: Support.unsupported(OOM_WHY[source(job).platform])),
 }
 

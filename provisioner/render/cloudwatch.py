@@ -278,30 +278,57 @@ def _machine(job: ResolvedJob) -> str:
     return ""
 
 
+def _series(job: ResolvedJob) -> tuple[str, ...]:
+    """The series the memory alarms read, and what must publish it."""
+    src, aws = source(job), job.aws
+    dims = ", ".join(f"{k}={v}" for k, v in src.dimensions)
+    metric = src.metric or "MemoryUtilized (with the task's hard memory limit)"
+    agent = {
+        "eks": "Container Insights on the cluster (CloudWatch agent or ADOT)"
+        + (", enhanced observability" if aws.container_insights == "enhanced" else "")
+        + ("; prefer_full_pod_name: true" if aws.prefer_full_pod_name else ""),
+        "ecs": "ECS Container Insights enabled on the cluster",
+        "ec2": "the CloudWatch agent on the instance: mem_used_percent every "
+        + format_duration(aws.collection_interval)
+        + (f", append_dimensions {', '.join(aws.append_dimensions)}" if aws.append_dimensions else ""),
+        "sagemaker": "SageMaker batch transform instance metrics (published every minute)",
+    }.get(src.platform, "the metric named in aws.namespace / aws.metric")
+    return (f"{src.namespace} {metric} [{dims}]", agent)
+
+
+def _oom_needs(job: ResolvedJob) -> tuple[str, ...]:
+    enhanced = job.aws.container_insights == "enhanced"
+    metric = "pod_container_status_terminated_reason_oom_killed" if enhanced else "pod_number_of_container_restarts"
+    return (f"ContainerInsights {metric}", "Container Insights" + (" with enhanced observability" if enhanced else ""))
+
+
 TABLE: dict[Kind, Rendering[Alarms]] = {
-    Kind.USAGE: Rendering(lambda job: Support.native(), _usage),
+    Kind.USAGE: Rendering(lambda job: Support.native(), _usage, _series),
     Kind.GROWTH: Rendering(
         lambda job: Support.approximated(
             "RATE() of per-period troughs; the model-load ramp is skipped by requiring two periods instead of the "
             f"warm-up{_speed(job)}"
         ),
         _growth,
+        _series,
     ),
     Kind.TIME_TO_OOM: Rendering(
         lambda job: Support.approximated(
             "(100 - peak) / RATE(trough) between two periods instead of a fitted trend; no warm-up skip" + _speed(job)
         ),
         _time_to_oom,
+        _series,
     ),
-    Kind.BASELINE: Rendering(_baseline_support, _baseline),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline, _series),
     Kind.ANOMALY: Rendering(
         lambda job: Support.approximated(
             "CloudWatch's anomaly model (up to two weeks, daily and weekly seasonality) instead of a z-score against "
             f"{anomaly.KIND.of(job).weeks} previous weeks; no min_stddev floor"
         ),
         _anomaly,
+        _series,
     ),
-    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed),
+    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed, _oom_needs),
 }
 
 

@@ -274,13 +274,33 @@ def _oom_support(job: ResolvedJob) -> Support:
     return Support.unsupported(why)
 
 
+def _series(job: ResolvedJob) -> tuple[str, ...]:
+    """The series the policies read, and what must publish it."""
+    src = source(job)
+    agent = {
+        "gke": "GKE system metrics (on by default in GKE clusters)",
+        "gce": "the Ops Agent on the instance (memory metrics)",
+    }.get(src.platform, "the metrics named in gcp.filter / gcp.metric")
+    return (f"{src.usage} AND {src.resource}", agent)
+
+
+def _promql_needs(job: ResolvedJob) -> tuple[str, ...]:
+    if job.gcp.managed_prometheus:
+        return ("the job's Prometheus series in Managed Service for Prometheus", "a PromQL condition")
+    return (*_series(job), "a PromQL condition over the system metric (Cloud Monitoring's PromQL)")
+
+
+def _oom_needs(job: ResolvedJob) -> tuple[str, ...]:
+    return ("kubernetes.io/container/restart_count AND " + source(job).resource, "GKE system metrics")
+
+
 TABLE: dict[Kind, Rendering[Policies]] = {
-    Kind.USAGE: Rendering(lambda job: Support.native(), _usage),
-    Kind.GROWTH: Rendering(_growth_support, _growth),
-    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom),
-    Kind.BASELINE: Rendering(_baseline_support, _baseline),
-    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly),
-    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed),
+    Kind.USAGE: Rendering(lambda job: Support.native(), _usage, _series),
+    Kind.GROWTH: Rendering(_growth_support, _growth, _promql_needs),
+    Kind.TIME_TO_OOM: Rendering(_time_to_oom_support, _time_to_oom, _series),
+    Kind.BASELINE: Rendering(_baseline_support, _baseline, _series),
+    Kind.ANOMALY: Rendering(_anomaly_support, _anomaly, _promql_needs),
+    Kind.OOM_KILLED: Rendering(_oom_support, _oom_killed, _oom_needs),
 }
 
 
