@@ -88,6 +88,7 @@ def test_update_changes_exactly_what_the_spec_changed(h: Harness) -> None:
     h.edit_spec(*h.update)
     plan, targets = h.plan()
     assert actionable(plan) == dict.fromkeys(h.updated, Action.UPDATE)
+    assert all(c.diff() for c in plan.actionable)  # the plan shows what changes
     before = h.view()
     _, report = h.apply(plan, targets)
     assert report.ok, output.report_lines(report)
@@ -190,6 +191,26 @@ def test_an_edit_since_the_plan_is_refused_or_overwritten_as_declared(h: Harness
     assert not h.plan()[0].has_changes
 
 
+def test_an_edit_since_the_plan_blocks_a_delete_as_declared(h: Harness) -> None:
+    first_apply(h)
+    if not h.stale:  # declared: one resource, never deleted by a prune
+        h.edit_spec(*h.prune)
+        assert Action.DELETE not in actionable(h.plan()[0]).values()
+        return
+    h.plant(h.stale, owned=True)
+    plan, targets = h.plan()
+    assert actionable(plan) == {h.stale: Action.DELETE}
+    h.edit(h.stale)
+    edited = h.view()[h.stale]
+    _, report = h.apply(plan, targets)
+    [result] = report.results[: len(plan.actionable)]
+    if targets[h.backend].DETECTS_EDITS:
+        assert result.outcome is Outcome.FAILED and "was not deleted" in result.message, result
+        assert h.view()[h.stale] == edited
+    else:
+        assert result.outcome is Outcome.APPLIED and not h.view().get(h.stale, Item(None, False)).owned
+
+
 def test_a_change_already_made_is_applied_not_refused(h: Harness) -> None:
     """What memprov's own earlier attempt left (its answer lost): live already is as desired."""
     first_apply(h)
@@ -251,6 +272,8 @@ def test_a_failure_mid_apply_is_reported_exactly(h: Harness) -> None:
         text = "\n".join(line for _, line in output.report_lines(report))
         total = len(keys) + bool(h.stale)
         assert f"Apply incomplete: {total - 2 - bool(h.stale)} of {total} changes applied, 2 failed" in text
+    shown = "\n".join(line for _, line in output.report_lines(report)) + output.as_json(plan)
+    assert not [secret for secret in h.secrets if secret in shown]  # redacted everywhere
     h.chaos.clear()
     replan, _ = h.plan()  # exactly what did not happen, as the service shows it, is left to do
     desired = h.desired()

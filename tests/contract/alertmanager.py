@@ -48,13 +48,14 @@ class AlertmanagerHarness(Harness):
     local_writes = True
     timeout = None
     variables: ClassVar[dict[str, str]] = SECRETS
+    secrets = tuple(SECRETS.values())
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[None]:
         self.config = self.tmp / "am" / "alertmanager.yml"
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self.config.write_text(HAND_WRITTEN, encoding="utf-8")  # Alertmanager cannot start without one
-        self.secrets = self.tmp / "secrets"
+        self.secrets_dir = self.tmp / "secrets"
         with alertmanager(self.config, self.tmp) as url:
             self.url = url
             self.proxy = HttpChaosProxy(url, self.chaos, Dialect())
@@ -66,7 +67,7 @@ class AlertmanagerHarness(Harness):
     def write_env(self) -> None:
         (self.repo / "environments" / "am.yaml").write_text(
             f"targets:\n  alertmanager: {{type: alertmanager, config_file: '{self.config}', url: '{self.proxy.url}', "
-            f"secrets_dir: '{self.secrets}'}}\n",
+            f"secrets_dir: '{self.secrets_dir}'}}\n",
             encoding="utf-8",
         )
 
@@ -85,7 +86,7 @@ class AlertmanagerHarness(Harness):
             running = self.runs() == running_hash(text.encode())
             out["alertmanager"] = Item({"config": loads(text, "alertmanager.yml").data, "running": running}, owned)
         for name in SECRETS:
-            path = self.secrets / name
+            path = self.secrets_dir / name
             if path.is_file():
                 digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
                 body = {"fingerprint": digest, "mode": f"{os.stat(path).st_mode & 0o777:04o}"}

@@ -27,7 +27,11 @@ class AzureHarness(Harness):
     updated = frozenset({"memprov-azure-image-embed-usage-warning"})
     stale = "memprov-azure-old-job-usage-warning"
     foreign = ("memprov-azure-hand-made", "memprov-azure-eu-clv-daily-usage-warning")
+    others: ClassVar[dict[str, dict[str, str]]] = {  # tags of the unowned ones: another environment's
+        "memprov-azure-eu-clv-daily-usage-warning": {**OWN, "memprov-env": "azure-eu"},
+    }
     variables: ClassVar[dict[str, str]] = {TOKEN_VAR: "fake-arm-token"}
+    secrets = ("fake-arm-token",)
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[None]:
@@ -60,11 +64,7 @@ class AzureHarness(Harness):
     def view(self) -> dict[str, Item]:
         with self.fake.lock:
             rules = [copy.deepcopy(v) for k, v in sorted(self.fake.rules.items()) if k[:2] == (SUB, RG.lower())]
-        return {
-            r["name"]: Item(r, all((r.get("tags") or {}).get(k) == v for k, v in OWN.items()))
-            for r in rules
-            if r["name"].startswith("memprov-azure-")
-        }
+        return {r["name"]: Item(r, all((r.get("tags") or {}).get(k) == v for k, v in OWN.items())) for r in rules}
 
     def _store(self, key: str, rule: dict[str, object]) -> None:
         with self.fake.lock:
@@ -89,7 +89,7 @@ class AzureHarness(Harness):
                 "name": key,
                 "type": "Microsoft.Insights/metricAlerts",
                 "location": "global",
-                "tags": {**OWN, "memprov-job": "old-job"} if owned else {},
+                "tags": {**OWN, "memprov-job": "old-job"} if owned else self.others.get(key, {}),
                 "properties": {
                     "severity": 3,
                     "enabled": True,

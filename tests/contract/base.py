@@ -59,8 +59,9 @@ class Harness(ABC):
     preexisting: ClassVar[frozenset[str]] = frozenset()  # unowned before memprov's first apply (a server's own file)
     lookalikes: ClassVar[bool] = True  # an unowned resource can hold a desired key (else: ownership is the name)
     local_writes: ClassVar[bool] = False  # writes are files on this machine; the wire carries only the reload
-    timeout: ClassVar[float | None] = 1.0  # the client's timeout set in the environment file (None: not settable)
+    timeout: ClassVar[float | None] = 2.0  # the client's timeout set in the environment file (None: not settable)
     variables: ClassVar[dict[str, str]] = {}
+    secrets: ClassVar[tuple[str, ...]] = ()  # values that must never appear in a plan or a report
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
@@ -151,7 +152,7 @@ class Harness(ABC):
     # --- the service, seen and changed without memprov ---------------------------------------------
     @abstractmethod
     def view(self) -> dict[str, Item]:
-        """Every resource under memprov's naming here (owned or not), by key, read straight from the server."""
+        """Every resource here (owned or not), by key, read straight from the server."""
 
     def duplicates(self) -> list[str]:
         """Keys held more than once (only a service whose keys are not unique can have any)."""

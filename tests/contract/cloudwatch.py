@@ -27,7 +27,11 @@ class CloudWatchHarness(Harness):
     total = 24
     updated = frozenset({"memprov-aws-image-embed-usage-warning"})
     stale = "memprov-aws-old-job-usage-warning"
-    foreign = ("memprov-aws-hand-made", "memprov-aws-eu-clv-daily-usage-warning")
+    foreign = ("memprov-aws-hand-made", "memprov-aws-eu-clv-daily-usage-warning", "team-alarm")
+    others: ClassVar[dict[str, dict[str, str]]] = {  # tags of the unowned ones: another environment's
+        "memprov-aws-eu-clv-daily-usage-warning": {"managed-by": "memprov", "memprov-env": "aws-eu"},
+        "team-alarm": {"managed-by": "terraform"},
+    }
     variables: ClassVar[dict[str, str]] = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,7 +68,7 @@ class CloudWatchHarness(Harness):
 
     # --- the service ------------------------------------------------------------------------------
     def _alarms(self) -> list[dict[str, Any]]:
-        pages = self.cw.get_paginator("describe_alarms").paginate(AlarmNamePrefix="memprov-aws-")
+        pages = self.cw.get_paginator("describe_alarms").paginate()
         return [a for page in pages for a in page["MetricAlarms"]]
 
     def view(self) -> dict[str, Item]:
@@ -84,7 +88,8 @@ class CloudWatchHarness(Harness):
         self.cw.put_metric_alarm(**body)
 
     def plant(self, key: str, owned: bool) -> None:
-        tags = [{"Key": k, "Value": v} for k, v in {**OWN, "memprov-job": "old-job"}.items()] if owned else []
+        labels = {**OWN, "memprov-job": "old-job"} if owned else self.others.get(key, {})
+        tags = [{"Key": k, "Value": v} for k, v in labels.items()]
         self.cw.put_metric_alarm(
             AlarmName=key,
             Namespace="CWAgent",

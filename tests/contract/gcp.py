@@ -29,8 +29,13 @@ class GcpHarness(Harness):
     total = 24
     updated = frozenset({"memprov-gcp-image-embed-usage-warning"})
     stale = "memprov-gcp-old-job-usage-warning"
-    foreign = ("memprov-gcp-hand-made", "memprov-gcp-eu-clv-daily-usage-warning")
+    foreign = ("memprov-gcp-hand-made", "memprov-gcp-eu-clv-daily-usage-warning", "team-dashboards-alert")
+    others: ClassVar[dict[str, dict[str, str]]] = {  # labels of the unowned ones: another environment's
+        "memprov-gcp-eu-clv-daily-usage-warning": {"managed-by": "memprov", "memprov-env": "gcp-eu"},
+        "team-dashboards-alert": {"managed-by": "terraform"},
+    }
     variables: ClassVar[dict[str, str]] = {"MEMPROV_GCP_TOKEN": TOKEN}
+    secrets = (TOKEN,)
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[None]:
@@ -56,7 +61,7 @@ class GcpHarness(Harness):
     # --- the service ------------------------------------------------------------------------------
     def _all(self) -> list[Any]:
         with self.fake.lock:
-            return [p for _, p in sorted(self.fake.db.items()) if p.display_name.startswith("memprov-gcp-")]
+            return [p for _, p in sorted(self.fake.db.items())]
 
     def view(self) -> dict[str, Item]:
         out = {}
@@ -96,7 +101,7 @@ class GcpHarness(Harness):
     def plant(self, key: str, owned: bool) -> None:
         policy = alert_t.AlertPolicy(
             display_name=key,
-            user_labels={**OWN, "memprov-job": "old-job"} if owned else {},
+            user_labels={**OWN, "memprov-job": "old-job"} if owned else self.others.get(key, {}),
             combiner="OR",
             conditions=[
                 {

@@ -23,10 +23,15 @@ class GrafanaHarness(Harness):
     total = 5
     updated = frozenset({"memprov-live-image-embed", "memprov-live-overview"})
     stale = "memprov-live-old-job"
-    foreign = ("memprov-live-hand-made",)
+    foreign = ("memprov-live-hand-made", "memprov-prod-clv-daily", "team-dashboard")
+    others: ClassVar[dict[str, list[str]]] = {  # tags of the unowned ones: another environment's
+        "memprov-prod-clv-daily": [OWNED_TAGS[0], "memprov-env:prod", OWNED_TAGS[2]],
+        "team-dashboard": ["team"],
+    }
     prune = (PRUNE_LINE, PRUNE_LINE + "\n    backends: [prometheus]")
     prune_updates = frozenset({"memprov-live-overview"})
     variables: ClassVar[dict[str, str]] = {"GRAFANA_TOKEN": ADMIN_TOKEN}
+    secrets = (ADMIN_TOKEN,)
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[None]:
@@ -49,7 +54,7 @@ class GrafanaHarness(Harness):
     # --- the service ------------------------------------------------------------------------------
     def view(self) -> dict[str, Item]:
         with self.fake.lock:
-            found = {uid: copy.deepcopy(e) for uid, e in self.fake.dashboards.items() if uid.startswith("memprov-live")}
+            found = {uid: copy.deepcopy(e) for uid, e in self.fake.dashboards.items()}
         owned = {uid: set(OWNED_TAGS) <= set(e["dashboard"].get("tags", [])) for uid, e in found.items()}
         return {uid: Item(e["dashboard"], owned[uid] and e["folderUid"] == FOLDER) for uid, e in found.items()}
 
@@ -64,7 +69,7 @@ class GrafanaHarness(Harness):
             {
                 "uid": key,
                 "title": f"hand-made {key}",
-                "tags": OWNED_TAGS if owned else ["team"],
+                "tags": OWNED_TAGS if owned else self.others.get(key, []),
                 "schemaVersion": 39,
                 "panels": [],
                 "templating": {"list": []},

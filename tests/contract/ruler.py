@@ -26,6 +26,7 @@ class RulerHarness(Harness):
     lookalikes = False  # memprov owns the groups named memprov-<env>-* in its own namespace: the name is the marker
     timeout = None  # the ruler target has no timeout setting: no hangs
     variables: ClassVar[dict[str, str]] = {"RULER_TOKEN": "ruler-token"}
+    secrets = ("ruler-token",)
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[None]:

@@ -172,6 +172,11 @@ class CloudWatch(Dialect):
         return headers, body
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # apply's concurrency and the tag readers connect at once: no refused connections
+
+
 class HttpChaosProxy:
     """Relays HTTP/1.1 to ``upstream`` with :class:`Chaos` faults; ``tls=(cert, key)`` serves HTTPS, and an
     ``https://`` upstream is verified against ``upstream_ca``."""
@@ -187,8 +192,7 @@ class HttpChaosProxy:
     ) -> None:
         self.upstream, self.chaos, self.dialect = urlsplit(upstream), chaos, dialect or Dialect()
         self.upstream_tls = ssl.create_default_context(cafile=str(upstream_ca)) if upstream_ca else None
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), self._handler())
         self.server.handle_error = lambda *a: None  # type: ignore[method-assign]  # resets are the point
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
