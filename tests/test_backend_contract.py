@@ -21,7 +21,7 @@ from provisioner.plan import output, retry
 from provisioner.plan.engine import ApplyReport, Outcome
 from provisioner.plan.model import Action, Plan
 from tests.contract import HARNESSES
-from tests.contract.base import Harness, Item
+from tests.contract.base import Harness, Item, check_report
 
 REAL_SERVERS = {"prometheus", "alertmanager", "cloudwatch"}  # real binaries (moto_server included)
 
@@ -42,28 +42,6 @@ def first_apply(h: Harness) -> ApplyReport:
     _, report = h.apply(force=bool(h.preexisting))
     assert report.ok, output.report_lines(report)
     return report
-
-
-def check_report(h: Harness, report: ApplyReport, before: dict[str, Item], after: dict[str, Item]) -> None:
-    """Every line of ``report`` is true of the service: applied changes hold, the rest left things as they were."""
-    finish = [r for r in report.results if r.change.kind == "finish"]
-    reloaded = not any(r.outcome is Outcome.FAILED for r in finish)
-    for r in report.results:
-        c = r.change
-        if c.kind == "finish":
-            continue
-        if r.outcome is Outcome.APPLIED:
-            if c.action is Action.DELETE:
-                assert c.key not in after or not after[c.key].owned, f"{c.key} reported deleted"
-            else:
-                assert c.want is not None
-                check = h.holds if reloaded else h.written  # a failed reload is its own line, checked below
-                assert check(c.want, after), f"{c.key} reported applied, but the service does not hold it"
-        elif retry.UNKNOWN not in r.message:
-            assert after.get(c.key) == before.get(c.key), f"{c.key} reported {r.outcome.value} ({r.message})"
-    if not reloaded:  # the server does not run what was written, as the finish line says
-        written = [r.change.want for r in report.of(Outcome.APPLIED) if r.change.want is not None]
-        assert written and not all(h.holds(w, after) for w in written)
 
 
 # --- create, re-plan, update, prune ----------------------------------------------------------------------------

@@ -304,6 +304,28 @@ def test_retries_give_up_and_say_so(spec: ResolvedSpec) -> None:
     assert target.finished is False
 
 
+def test_the_deadline_stops_retries_and_starts_nothing_new(spec: ResolvedSpec) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    target = FakeTarget(live={"d": {}})
+    target.fail("create", "a", *(RetryableError("429", retry_after=40.0) for _ in range(3)))
+    target.hooks[("create", "b")] = lambda: now.__setitem__(0, now[0] + 30)  # a slow request: past the deadline
+    backend = FakeBackend(spec, target, {"a": {}, "b": {}, "c": {}})
+    policy = RetryPolicy(deadline=100.0, sleep=sleep, clock=lambda: now[0])
+    report = apply(plan_of(backend), targets(backend), retry=policy, concurrency=1)
+    outcomes = {r.change.key: (r.outcome, r.message) for r in report.results}
+    assert outcomes == {
+        "a": (Outcome.FAILED, "429 (gave up after 3 attempts: the 100s deadline of this run passed)"),
+        "b": (Outcome.APPLIED, ""),  # started at 80 s, finished at 110 s
+        "c": (Outcome.SKIPPED, "the deadline of this apply passed before it started"),
+        "d": (Outcome.SKIPPED, "kept because other fake changes failed; fix them and apply again"),
+    }
+    assert report.retries.retries["http"] == 2 and report.retries.waited == 80.0
+
+
 def test_operation_errors_are_not_retried_and_failures_are_isolated(spec: ResolvedSpec) -> None:
     target = FakeTarget(live={"u": {"v": 1}})
     target.fail("create", "bad", OperationError("403 forbidden"))

@@ -331,7 +331,7 @@ class CloudWatchTarget(GuardedTarget, Target):
         try:
             retry.write(self.rules, retag, tagged)
         except OperationError as e:
-            raise OperationError(f"{e}; its configuration was updated, its tags were not: apply again") from e
+            raise OperationError(f"{e}; {retry.PARTLY}: its configuration was updated, its tags were not") from e
 
     def delete(self, live: Resource, *, force: bool = False) -> None:
         if not self.check_deletable(self.current(live.key), live, force):

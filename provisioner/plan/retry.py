@@ -32,6 +32,7 @@ from provisioner.core.errors import OperationError, RetryableError
 T = TypeVar("T")
 P = ParamSpec("P")
 NOT_CHANGED = "nothing was changed"
+PARTLY = "partly applied"  # a change of several requests of which some landed: the message says which
 UNKNOWN = "it may or may not have been applied (it could not be read back); run memprov plan to see"
 
 

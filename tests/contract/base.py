@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from provisioner.backends.registry import build
+from provisioner.plan import retry
 from provisioner.plan.contract import Backend, Target
-from provisioner.plan.engine import ApplyReport, apply
-from provisioner.plan.model import Plan, Resource, canonical
+from provisioner.plan.engine import ApplyReport, Outcome, apply
+from provisioner.plan.model import Action, Plan, Resource, canonical
 from provisioner.plan.planner import Binding, make_plan
 from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
@@ -68,7 +70,6 @@ class Harness(ABC):
         self.chaos = Chaos(timeout=self.timeout)
         self.sleeps: list[float] = []
         self.retries: list[str] = []
-        self._offset = 0.0
         self.repo = tmp / "repo"
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -98,15 +99,17 @@ class Harness(ABC):
 
     # --- memprov ----------------------------------------------------------------------------------
     def policy(self, **kw: Any) -> RetryPolicy:
-        """Retries in virtual time: every wait is recorded and moves the clock, none is slept."""
+        """Retries in virtual time: every wait is recorded and moves the clock of the thread that waits (threads
+        wait side by side, as they would), none is slept."""
+        waited = threading.local()
 
         def sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
-            self._offset += seconds
+            waited.offset = getattr(waited, "offset", 0.0) + seconds
 
         return RetryPolicy(
             sleep=sleep,
-            clock=lambda: time.monotonic() + self._offset,
+            clock=lambda: time.monotonic() + getattr(waited, "offset", 0.0),
             observe=lambda service, _wait: self.retries.append(service),
             **kw,
         )
@@ -186,3 +189,27 @@ class Harness(ABC):
         assert not self.local_writes
         self.chaos.rule("403", lambda r: self.is_write(r, key), times=None)
         return "403"
+
+
+def check_report(h: Harness, report: ApplyReport, before: dict[str, Item], after: dict[str, Item]) -> None:
+    """Every line of ``report`` is true of the service: applied changes hold, the rest left things as they were."""
+    finish = [r for r in report.results if r.change.kind == "finish"]
+    reloaded = not any(r.outcome is Outcome.FAILED for r in finish)
+    for r in report.results:
+        c = r.change
+        if c.kind == "finish":
+            continue
+        if r.outcome is Outcome.APPLIED:
+            if c.action is Action.DELETE:
+                assert c.key not in after or not after[c.key].owned, f"{c.key} reported deleted"
+            else:
+                assert c.want is not None
+                check = h.holds if reloaded else h.written  # a failed reload is its own line, checked below
+                assert check(c.want, after), f"{c.key} reported applied, but the service does not hold it"
+        elif retry.PARTLY in r.message:  # what landed and what did not is in the message
+            assert c.key in after and after[c.key].owned, f"{c.key} reported partly applied ({r.message})"
+        elif retry.UNKNOWN not in r.message:
+            assert after.get(c.key) == before.get(c.key), f"{c.key} reported {r.outcome.value} ({r.message})"
+    if not reloaded:  # the server does not run what was written, as the finish line says
+        written = [r.change.want for r in report.of(Outcome.APPLIED) if r.change.want is not None]
+        assert written and not all(h.holds(w, after) for w in written)
