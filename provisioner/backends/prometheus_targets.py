@@ -110,11 +110,8 @@ class ReloadTarget(ServerFiles):
         gone = []
         for g in groups:
             name, file = str(g.get("name", "")), Path(str(g.get("file", "")))
-            if (
-                self.codec.key_for_path(file.name) == name
-                and not self.path(name).exists()
-                and file.parent.name == (self.root.name)
-            ):
+            here = file.parent.resolve() == self.root.resolve() if file.is_absolute() else True
+            if here and self.codec.key_for_path(file.name) == name and not self.path(name).exists():
                 gone.append(Resource("rule-group", name, {"name": name, "loaded from": str(file)}, title=file.name))
         return stale, gone
 
