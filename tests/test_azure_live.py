@@ -16,10 +16,23 @@ import pytest
 from provisioner.plan.engine import Outcome
 from provisioner.plan.model import Action
 from tests.contract.azure import OWN, RG, SUB, TOKEN_VAR, AzureHarness
-from tests.helpers import memprov
+from tests.fakes.azure import ArmServer
+from tests.helpers import example_repo, memprov
 
 ENV = "azure"
 TOTAL = 15  # 3 jobs x (2 usage, time to OOM, baseline, anomaly)
+
+
+def azure_repo(dest: Path, arm: ArmServer) -> Path:
+    """The example repository with its ``azure`` environment pointing at ``arm`` (no fault proxy)."""
+    repo = example_repo(dest)
+    env_file = repo / "environments" / f"{ENV}.yaml"
+    text = env_file.read_text(encoding="utf-8")
+    old = "  azure:\n    type: azure"
+    assert old in text
+    extra = f"\n    endpoint: {arm.url}\n    ca_bundle: {arm.cert}\n    token: {{env: {TOKEN_VAR}}}"
+    env_file.write_text(text.replace(old, old + extra), encoding="utf-8")
+    return repo
 
 
 @pytest.fixture

@@ -19,11 +19,24 @@ from google.cloud.monitoring_v3.types import alert as alert_t
 from provisioner.plan import output
 from provisioner.plan.engine import Outcome
 from provisioner.plan.model import Action
-from tests.contract.gcp import OWN, PROJECT, GcpHarness
-from tests.helpers import memprov
+from tests.contract.gcp import OWN, PROJECT, TOKEN, GcpHarness
+from tests.helpers import example_repo, memprov
 
 ENV = "gcp"
+GCP_ENV = {"MEMPROV_GCP_TOKEN": TOKEN}
 Status = grpc.StatusCode
+
+
+def gcp_repo(dest: Path, address: str) -> Path:
+    """The example repository with its ``gcp`` environment pointing at ``address`` (no fault proxy)."""
+    repo = example_repo(dest)
+    env_file = repo / "environments" / f"{ENV}.yaml"
+    text = env_file.read_text(encoding="utf-8")
+    line = f"    project: {PROJECT}\n"
+    assert line in text
+    extra = f"    endpoint: {address}\n    insecure: true\n    access_token: {{env: MEMPROV_GCP_TOKEN}}\n"
+    env_file.write_text(text.replace(line, line + extra), encoding="utf-8")
+    return repo
 
 
 @pytest.fixture

@@ -239,7 +239,7 @@ def bound(fn: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-def request(rules: Rules, fn: Callable[[], T], *, what: str = "") -> T:
+def request(rules: Rules, fn: Callable[[], T]) -> T:
     """``fn`` (one request), retried on :class:`RetryableError` by ``rules`` within the session's limits.
 
     Giving up raises :class:`OperationError` with the last error and why (``gave up after N attempts``).
@@ -255,13 +255,14 @@ def request(rules: Rules, fn: Callable[[], T], *, what: str = "") -> T:
                 with s._lock:
                     s.stats.gave_up += 1
                 raise OperationError(f"{e} ({why})") from e
-            refund = rules.cost(e)
+            refund = 0 if verifying else rules.cost(e)  # a read-back took nothing from the budget
             if s.policy.observe is not None:
                 s.policy.observe(rules.service, wait)
             s.policy.sleep(wait)
             attempt += 1
             continue
-        s._succeeded(rules, refund)
+        if not verifying:
+            s._succeeded(rules, refund)
         return result
 
 
