@@ -17,10 +17,23 @@ from provisioner.plan import output
 from provisioner.plan.engine import Outcome
 from provisioner.plan.model import Action
 from tests.contract.cloudwatch import OWN, CloudWatchHarness
-from tests.helpers import memprov
+from tests.helpers import example_repo, memprov
 
 pytestmark = pytest.mark.integration  # a real moto_server
 ENV = "aws"
+AWS_ENV = CloudWatchHarness.variables  # credentials moto takes, and no AWS configuration of the machine's
+
+
+def aws_repo(dest: Path, endpoint: str) -> Path:
+    """The example repository with its ``aws`` environment pointing at ``endpoint`` (no fault proxy)."""
+    repo = example_repo(dest)
+    env_file = repo / "environments" / f"{ENV}.yaml"
+    text = env_file.read_text(encoding="utf-8")
+    assert "    region: eu-west-1\n" in text
+    env_file.write_text(
+        text.replace("    region: eu-west-1\n", f"    region: eu-west-1\n    endpoint_url: {endpoint}\n")
+    )
+    return repo
 
 
 @pytest.fixture
