@@ -1,7 +1,8 @@
 """The plan/apply engine against a fake target: the external world is faked, memprov's own code is not.
 
 ``FakeTarget`` keeps resources in a dict and can be told to fail an operation on a key (a
-:class:`RetryableError` that clears after a few attempts, or an :class:`OperationError`).
+:class:`RetryableError` that clears after a few attempts, or an :class:`OperationError`). Each of
+its operations is one request, retried per request as the live targets' are (``retry.request``).
 ``FakeBackend`` renders a fixed set of bodies; the base class plans it and the engine applies it.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from provisioner.core.errors import MemprovError, OperationError, RetryableError
-from provisioner.plan import output
+from provisioner.plan import output, retry
 from provisioner.plan.contract import Backend, Target
 from provisioner.plan.engine import Outcome, apply
 from provisioner.plan.model import Action, Plan, Resource
@@ -55,12 +56,18 @@ class FakeTarget(Target):
         return "fake store"
 
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
+        return retry.request(retry.HTTP, self._read)
+
+    def _read(self) -> list[Resource]:
         self.reads += 1
         if self.read_failures:
             raise self.read_failures.pop(0)
         return list(self.store.values())  # unowned ones too: the base must never delete those
 
     def _call(self, op: str, key: str) -> None:
+        retry.request(retry.HTTP, lambda: self._attempt(op, key))
+
+    def _attempt(self, op: str, key: str) -> None:
         with self.lock:
             self.calls.append((op, key))
             self.in_flight += 1
@@ -269,7 +276,7 @@ def test_apply_runs_creates_then_updates_then_deletes_and_reports(spec: Resolved
 
 def test_retries_back_off_with_jitter_then_succeed(spec: ResolvedSpec) -> None:
     delays: list[float] = []
-    policy = RetryPolicy(attempts=5, base_delay=1.0, max_delay=3.0, sleep=delays.append)
+    policy = RetryPolicy(attempts=5, sleep=delays.append)
     target = FakeTarget()
     target.fail("create", "a", *(RetryableError("429 slow down") for _ in range(4)))
     target.fail("create", "b", RetryableError("503", retry_after=7.5))
@@ -280,7 +287,7 @@ def test_retries_back_off_with_jitter_then_succeed(spec: ResolvedSpec) -> None:
     assert len(delays) == 5
     assert 7.5 in delays  # Retry-After is honoured exactly
     jittered = [d for d in delays if d != 7.5]
-    caps = [1.0, 2.0, 3.0, 3.0]  # base * 2^n, capped at max_delay; full jitter draws below the cap
+    caps = [0.5, 1.0, 2.0, 4.0]  # the Http rules: 0.5 s * 2^n; full jitter draws below the cap
     assert all(0 <= d <= cap for d, cap in zip(jittered, caps, strict=True)), jittered
 
 
@@ -295,6 +302,28 @@ def test_retries_give_up_and_say_so(spec: ResolvedSpec) -> None:
     ]
     assert len(delays) == 2 and target.calls == [("create", "a")] * 3
     assert target.finished is False
+
+
+def test_the_deadline_stops_retries_and_starts_nothing_new(spec: ResolvedSpec) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    target = FakeTarget(live={"d": {}})
+    target.fail("create", "a", *(RetryableError("429", retry_after=40.0) for _ in range(3)))
+    target.hooks[("create", "b")] = lambda: now.__setitem__(0, now[0] + 30)  # a slow request: past the deadline
+    backend = FakeBackend(spec, target, {"a": {}, "b": {}, "c": {}})
+    policy = RetryPolicy(deadline=100.0, sleep=sleep, clock=lambda: now[0])
+    report = apply(plan_of(backend), targets(backend), retry=policy, concurrency=1)
+    outcomes = {r.change.key: (r.outcome, r.message) for r in report.results}
+    assert outcomes == {
+        "a": (Outcome.FAILED, "429 (gave up after 3 attempts: the 100s deadline of this run passed)"),
+        "b": (Outcome.APPLIED, ""),  # started at 80 s, finished at 110 s
+        "c": (Outcome.SKIPPED, "the deadline of this apply passed before it started"),
+        "d": (Outcome.SKIPPED, "kept because other fake changes failed; fix them and apply again"),
+    }
+    assert report.retries.retries["http"] == 2 and report.retries.waited == 80.0
 
 
 def test_operation_errors_are_not_retried_and_failures_are_isolated(spec: ResolvedSpec) -> None:

@@ -1,8 +1,10 @@
-"""The live Grafana target against a fake Grafana on 127.0.0.1, through memprov's real client and backend.
+"""What is Grafana's own in the live Grafana target: the folder, commit messages, versions and
+``overwrite`` on each save, a change described in words, tokens and roles (a fake Grafana on 127.0.0.1,
+through memprov's real client and backend), and the files target of the same backend.
 
-Plans and applies go through the real loader, registry, backend, httpx client and plan engine;
-only Grafana is fake (:mod:`tests.fakes.grafana`). Retries use a recording ``sleep`` so that a
-``Retry-After`` is checked without waiting for it.
+The scenarios every live target shares (create, re-plan, update, prune, look-alikes, throttling, edits
+since the plan, lost answers, failures mid-apply) are in tests/test_backend_contract.py
+(:class:`tests.contract.grafana.GrafanaHarness`).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def owned_dashboard(uid: str, title: str, tags: list[str] | None = None) -> dict
     }
 
 
-def test_create_then_replan_is_empty(live: Live) -> None:
+def test_a_create_makes_the_folder_once_and_saves_new_dashboards(live: Live) -> None:
     plan, _ = live.plan()
     assert actions(plan) == {
         "memprov-live-clv-daily": Action.CREATE,
@@ -123,28 +125,12 @@ def test_update_sends_the_planned_version_and_says_what_changed(live: Live) -> N
     assert not live.plan()[0].has_changes
 
 
-def test_prune_deletes_only_owned_dashboards(live: Live) -> None:
-    assert live.apply().ok
-    live.fake.seed(owned_dashboard("memprov-live-retired-job", "memprov · retired (live)"), "memprov-live")
-    other_env = [*OWNED_TAGS[:1], "memprov-env:prod", OWNED_TAGS[2]]
-    live.fake.seed(owned_dashboard("memprov-prod-clv-daily", "memprov · CLV (prod)", other_env))
-    live.fake.seed(owned_dashboard("team-dashboard", "Team memory", ["team"]))
-    plan, _ = live.plan()
-    assert {c.key: c.action for c in plan.actionable} == {"memprov-live-retired-job": Action.DELETE}
-    assert live.apply().ok
-    assert "memprov-live-retired-job" not in live.fake.dashboards
-    assert {"memprov-prod-clv-daily", "team-dashboard"} <= set(live.fake.dashboards)
-    assert not live.plan()[0].has_changes
-
-
-def test_unowned_lookalike_is_a_conflict_and_others_are_untouched(live: Live) -> None:
+def test_a_take_over_saves_at_the_version_read(live: Live) -> None:
     live.fake.seed(owned_dashboard(JOB_UID, "Someone's CLV dashboard", ["clv"]))
     live.fake.seed(owned_dashboard("clv-copy", "memprov · Customer lifetime value (daily) (live)", OWNED_TAGS[:1]))
     plan, _ = live.plan()
     assert actions(plan)[JOB_UID] is Action.CONFLICT
-    assert "clv-copy" not in actions(plan)
-    problems = plan.safety_problems()
-    assert problems and JOB_UID in problems[0] and "not managed by memprov" in problems[0]
+    assert "clv-copy" not in actions(plan)  # the same title, not memprov's uid nor all its tags
     report = live.apply(force=True)  # what apply --force does after review: take it over at the version read
     assert report.ok, output.report_lines(report)
     take_over = [r for r in live.fake.calls("POST", "/api/dashboards/db") if r.body["dashboard"]["uid"] == JOB_UID]
@@ -152,16 +138,6 @@ def test_unowned_lookalike_is_a_conflict_and_others_are_untouched(live: Live) ->
     assert take_over[0].body["message"].startswith("memprov apply: take over ")
     assert live.fake.dashboards["clv-copy"]["dashboard"]["version"] == 1  # untouched
     assert not live.plan()[0].has_changes
-
-
-def test_throttling_and_server_errors_are_retried_honouring_retry_after(live: Live) -> None:
-    live.fake.fail("GET", "/api/search", 503)
-    live.fake.fail("POST", "/api/dashboards/db", 429, headers={"Retry-After": "2"}, times=2)
-    report = live.apply()
-    assert report.ok, output.report_lines(report)
-    assert live.sleeps.count(2.0) == 2
-    assert len(live.sleeps) == 3  # the 503 without Retry-After: backoff with jitter
-    assert len(live.fake.dashboards) == 5
 
 
 def test_edit_in_the_ui_since_the_plan_is_refused_unless_forced(live: Live) -> None:
@@ -191,45 +167,6 @@ def test_edit_in_the_ui_since_the_plan_is_refused_unless_forced(live: Live) -> N
     assert report.ok, output.report_lines(report)
     assert live.fake.dashboards[uid]["dashboard"]["title"] == "memprov · Image batch inference (live)"
     assert live.fake.calls("POST", "/api/dashboards/db")[-1].body["overwrite"] is True
-
-
-def test_delete_of_a_dashboard_edited_since_the_plan_is_refused(live: Live) -> None:
-    live.fake.seed(owned_dashboard("memprov-live-retired-job", "memprov · retired (live)"))
-    plan, backends = live.plan()
-    assert actions(plan)["memprov-live-retired-job"] is Action.DELETE
-    live.fake.ui_edit("memprov-live-retired-job", lambda d: d.update(description="still needed"))
-    report = apply(plan, targets_of(backends), retry=live.retry)
-    [failed] = report.of(Outcome.FAILED)
-    assert failed.change.key == "memprov-live-retired-job" and "was not deleted" in failed.message
-    assert "memprov-live-retired-job" in live.fake.dashboards
-
-
-def test_a_failure_mid_apply_is_reported_exactly(live: Live) -> None:
-    live.fake.seed(owned_dashboard("memprov-live-retired-job", "memprov · retired (live)"))
-    live.fake.fail(
-        "POST",
-        "/api/dashboards/db",
-        500,
-        times=None,
-        when=lambda body: body["dashboard"]["uid"] == "memprov-live-doc-embed",
-    )
-    report = live.apply()
-    assert not report.ok
-    assert {r.change.key for r in report.of(Outcome.APPLIED)} == {
-        "memprov-live-clv-daily",
-        "memprov-live-feature-batch",
-        "memprov-live-image-embed",
-        "memprov-live-overview",
-    }
-    [failed] = report.of(Outcome.FAILED)
-    assert failed.change.key == "memprov-live-doc-embed"
-    assert "-> HTTP 500" in failed.message and "gave up after 4 attempts" in failed.message
-    [kept] = report.of(Outcome.SKIPPED)
-    assert kept.change.key == "memprov-live-retired-job" and "kept because other grafana changes failed" in kept.message
-    text = "\n".join(line for _, line in output.report_lines(report))
-    assert "Apply incomplete: 4 of 6 changes applied, 1 failed, 1 not attempted." in text
-    assert "memprov-live-retired-job" in live.fake.dashboards
-    assert ADMIN_TOKEN not in text
 
 
 def test_bad_token_is_a_clear_error(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,17 +200,15 @@ def test_existing_folder_is_reused_and_vanished_dashboards_are_fine(live: Live) 
     assert live.fake.calls("POST", "/api/folders") == []
 
 
-@pytest.mark.parametrize("target", ["files", "api"])
-def test_contract_plan_apply_replan_prune(target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The backend contract on both targets: create, empty re-plan, update, prune."""
+def test_the_files_target_creates_replans_updates_and_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grafana backend's files target (dashboards and a provisioning file) through the same steps."""
     monkeypatch.setenv("GRAFANA_TOKEN", ADMIN_TOKEN)
     with serve() as (fake, url):
         repo = live_repo(tmp_path / "repo", url)
-        if target == "files":
-            (repo / "environments" / f"{ENV}.yaml").write_text(f"grafana_url: {url}\n", encoding="utf-8")
+        (repo / "environments" / f"{ENV}.yaml").write_text(f"grafana_url: {url}\n", encoding="utf-8")
         env = Live(fake, url, repo)
         first, _ = env.plan()
-        assert first.counts()["create"] == (6 if target == "files" else 5)  # files: + the provisioning file
+        assert first.counts()["create"] == 6  # the dashboards and the provisioning file
         assert env.apply().ok
         assert not env.plan()[0].has_changes
         env.edit_spec(
@@ -291,13 +226,14 @@ def test_contract_plan_apply_replan_prune(target: str, tmp_path: Path, monkeypat
         }
         assert env.apply().ok
         assert not env.plan()[0].has_changes
-        if target == "api":
-            assert sorted(fake.dashboards) == [
-                "memprov-live-clv-daily",
-                "memprov-live-feature-batch",
-                "memprov-live-image-embed",
-                "memprov-live-overview",
-            ]
+        assert not fake.dashboards  # nothing went to Grafana
+        dashboards = repo / "out" / ENV / "grafana" / "dashboards"
+        assert sorted(f.name for f in dashboards.iterdir()) == [
+            "memprov-live-clv-daily.json",
+            "memprov-live-feature-batch.json",
+            "memprov-live-image-embed.json",
+            "memprov-live-overview.json",
+        ]
 
 
 def test_grafana_12_returning_migrated_dashboards_is_not_a_permanent_diff(

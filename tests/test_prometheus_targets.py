@@ -1,5 +1,9 @@
-"""The Prometheus backend's targets: Mimir/Cortex ruler (fake server), PrometheusRule manifests,
-and a real Prometheus reloaded after apply."""
+"""What is specific to the Prometheus backend's targets: the ruler's tenants, prefixes and token, the
+PrometheusRule manifests, and the reload target through the CLI against a real Prometheus.
+
+The scenarios every live target shares, the Mimir ruler and the reload target included, are in
+tests/test_backend_contract.py (:mod:`tests.contract.ruler`, :mod:`tests.contract.prometheus`).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import pytest
 import yaml
 
 from provisioner.backends.registry import build
-from provisioner.plan.engine import Outcome, apply
-from provisioner.plan.model import Action, Plan
+from provisioner.plan.engine import apply
+from provisioner.plan.model import Plan
 from provisioner.plan.planner import Binding, make_plan
 from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
@@ -51,59 +55,6 @@ def mimir_repo(tmp_path: Path, ruler: FakeRuler, monkeypatch: pytest.MonkeyPatch
     return repo
 
 
-def test_ruler_create_replan_update_prune(mimir_repo: Path, ruler: FakeRuler) -> None:
-    plan, backends = _plan(mimir_repo, "mimir")
-    assert plan.counts()["create"] == len(JOBS) and not plan.errors
-    report = apply(plan, targets_of(backends), retry=NO_SLEEP)
-    assert report.ok and len(report.of(Outcome.APPLIED)) == len(JOBS)
-    ns = "memprov-batch-inference-mimir"
-    assert sorted(ruler.groups("ml", ns)) == [f"memprov-mimir-{j}" for j in sorted(JOBS)]
-    assert ruler.groups("other-tenant", ns) == {}
-
-    again, _ = _plan(mimir_repo, "mimir")
-    assert not again.has_changes, [c.diff() for c in again.actionable]
-
-    # a spec change updates exactly one group, and the diff names the threshold
-    text = (
-        (mimir_repo / "memprov.yaml")
-        .read_text()
-        .replace("thresholds: {warning: 75%, critical: 90%}", "thresholds: {warning: 70%, critical: 90%}")
-    )
-    (mimir_repo / "memprov.yaml").write_text(text)
-    upd, backends = _plan(mimir_repo, "mimir")
-    assert [(c.action, c.key) for c in upd.actionable] == [(Action.UPDATE, "memprov-mimir-image-embed")]
-    assert any("> 0.7" in line for line in upd.actionable[0].diff())
-    assert apply(upd, targets_of(backends), retry=NO_SLEEP).ok
-
-    # removing a job prunes its group, and leaves a group memprov does not own alone
-    ruler.put("ml", ns, {"name": "hand-written", "rules": [{"alert": "X", "expr": "vector(1)"}]})
-    spec_text = (mimir_repo / "memprov.yaml").read_text()
-    start, end = spec_text.index("  doc-embed:"), spec_text.index("  feature-batch:")
-    (mimir_repo / "memprov.yaml").write_text(spec_text[:start] + spec_text[end:])
-    prune, backends = _plan(mimir_repo, "mimir")
-    assert [(c.action, c.key) for c in prune.actionable] == [(Action.DELETE, "memprov-mimir-doc-embed")]
-    assert apply(prune, targets_of(backends), retry=NO_SLEEP).ok
-    assert "hand-written" in ruler.groups("ml", ns)
-    assert "memprov-mimir-doc-embed" not in ruler.groups("ml", ns)
-
-
-def test_ruler_retries_throttling_and_reports_failures(mimir_repo: Path, ruler: FakeRuler) -> None:
-    delays: list[float] = []
-    policy = RetryPolicy(sleep=delays.append)
-    spec = load(mimir_repo / "memprov.yaml", "mimir")
-    backends = build(spec, ["prometheus"])
-    ruler.fail_next = [429, 503]  # the read is retried
-    plan = make_plan(spec.env, spec.name, backends, retry=policy)
-    assert not plan.errors and plan.counts()["create"] == len(JOBS)
-    assert delays[0] == 0.0  # Retry-After: 0 honoured
-    ruler.fail_next = [400]  # a permanent failure for the first create: the others still land
-    report = apply(plan, targets_of(backends), retry=policy, concurrency=1)
-    failed = report.of(Outcome.FAILED)
-    assert len(failed) == 1 and "HTTP 400" in failed[0].message
-    assert len(report.of(Outcome.APPLIED)) == len(JOBS) - 1
-    assert len(ruler.groups("ml", "memprov-batch-inference-mimir")) == len(JOBS) - 1
-
-
 def test_ruler_bad_token_is_a_clear_error(mimir_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RULER_TOKEN", "wrong")
     result = memprov("plan", "--env", "mimir", "--backend", "prometheus", cwd=mimir_repo, env={"RULER_TOKEN": "wrong"})
@@ -121,6 +72,7 @@ def test_cortex_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         plan, backends = _plan(repo, "cortex")
         assert apply(plan, targets_of(backends), retry=NO_SLEEP).ok
         assert len(fake.groups("t1", "batch")) == len(JOBS)
+        assert fake.groups("other-tenant", "batch") == {}  # X-Scope-OrgID: one tenant's namespace only
         assert all(path.startswith("/api/v1/rules/batch") for _, path in fake.requests)
     finally:
         fake.close()

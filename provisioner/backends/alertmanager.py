@@ -4,13 +4,18 @@ Targets: ``files`` (default: ``out/<env>/alertmanager/alertmanager.yml``) and ``
 a running Alertmanager whose config file memprov writes (after ``amtool check-config`` when
 amtool is installed), whose secret files it writes from the environment (mode 0600, never
 through a link: :mod:`~provisioner.backends.secret_files`; the plan shows a fingerprint, never
-the value), and which it reloads with ``POST /-/reload``.
+the value), and which it reloads with ``POST /-/reload``. The live configuration is the one
+Alertmanager runs: its ``alertmanager_config_hash`` metric is the MD5 of the file it loaded, so a
+file written but not loaded (a reload that failed) is still to be created in the next plan; a file
+edited since the plan is not overwritten (:mod:`provisioner.backends.live_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,8 +23,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from provisioner.backends import secret_files
-from provisioner.backends.files import FILES, FilesConfig, FilesTarget, YamlFiles, atomic_write
+from provisioner.backends.files import FILES, FilesConfig, YamlFiles, atomic_write
 from provisioner.backends.http import HttpApi
+from provisioner.backends.live_files import ServerFiles
 from provisioner.core import secrets, tools
 from provisioner.core.errors import OperationError
 from provisioner.core.types import SecretRef
@@ -63,17 +69,16 @@ class AlertmanagerConfig(TargetConfig):
     token: SecretRef | None = None
 
 
-class LiveTarget(FilesTarget):
+class LiveTarget(ServerFiles):
     """The config file and secret files of a running Alertmanager; reloads it after changes."""
 
     type = "alertmanager"
+    SERVER = "Alertmanager"
 
     def __init__(self, codec: AlertmanagerBackend, config_file: Path, url: str, token: SecretRef | None) -> None:
-        super().__init__(config_file.parent, str(config_file), codec)
+        super().__init__(config_file.parent, str(config_file), codec, url, token)
         self.spec, self.secrets_dir = codec.spec, codec.secrets_dir
         self.config_name = config_file.name
-        self.url = url
-        self.token = token
 
     def describe(self) -> str:
         return f"Alertmanager {self.url} ({self.display})"
@@ -88,6 +93,30 @@ class LiveTarget(FilesTarget):
                 out.append(Resource("secret", SECRET + ref_path, body, title=ref_path))
         return out
 
+    def _running(self, api: HttpApi) -> float | None:
+        """``alertmanager_config_hash``: the configuration Alertmanager runs (None before its first load)."""
+        for line in api.request("GET", "/metrics").text.splitlines():
+            if line.startswith("alertmanager_config_hash "):
+                return float(line.split()[1])
+        return None
+
+    def _on_disk(self) -> float | None:
+        path = self.root / self.config_name
+        return _config_hash(path.read_bytes()) if path.is_file() else None
+
+    def unloaded(self, api: HttpApi, files: Sequence[Resource]) -> tuple[set[str], list[Resource]]:
+        if any(r.key == CONFIG_KEY for r in files) and self._running(api) != self._on_disk():
+            return {CONFIG_KEY}, []
+        return set(), []
+
+    def check_loaded(self, api: HttpApi, desired: Sequence[Resource], wait: float) -> str:
+        deadline = time.monotonic() + wait
+        while self._running(api) != self._on_disk():
+            if time.monotonic() > deadline:
+                return f"the configuration in {self.display}"
+            time.sleep(0.2)
+        return ""
+
     def write(self, resource: Resource) -> None:
         if resource.key.startswith(SECRET):
             ref = _env_secrets(self.spec, self.secrets_dir)[resource.key.removeprefix(SECRET)]
@@ -97,16 +126,21 @@ class LiveTarget(FilesTarget):
         _check_config(text)
         atomic_write(self.root / self.config_name, text)
 
-    def finish(self, desired: Sequence[Resource], changed: bool) -> None:
-        if not changed:
-            return
-        api = HttpApi(self.url, what="Alertmanager", token=self.token)
-        try:
-            api.request("POST", "/-/reload")
-        except OperationError as e:
-            raise OperationError(f"{e}; the configuration was written but Alertmanager did not load it") from e
-        finally:
-            api.close()
+    def create(self, desired: Resource, *, force: bool = False) -> None:
+        if desired.key.startswith(SECRET):  # written from the environment: nothing to guard
+            return self.write(desired)
+        super().create(desired, force=force)
+
+    def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        if desired.key.startswith(SECRET):
+            return self.write(desired)
+        super().update(desired, live, force=force)
+
+
+def _config_hash(data: bytes) -> float:
+    """Alertmanager's ``alertmanager_config_hash``: the first 6 bytes of the file's MD5, little-endian,
+    as a float (``md5HashAsMetricValue`` in Alertmanager's config coordinator)."""
+    return float(struct.unpack("<Q", hashlib.md5(data).digest()[:6] + b"\0\0")[0])
 
 
 def _check_config(text: str) -> None:

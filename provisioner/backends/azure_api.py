@@ -1,20 +1,24 @@
 """The live ``azure`` target: metric alert rules in one resource group, through azure-mgmt-monitor
 (imported lazily, as are azure-core and azure-identity).
 
-Reads list the resource group's metric alerts (``metricAlerts`` api-version 2018-03-01 returns
-them in one page); a rule is memprov's when its tags say so for this environment and spec
-(``managed-by``, ``memprov-env``, ``memprov-spec``), and a look-alike without them is returned
-only when the spec wants its name, so that the plan shows a conflict. Create refuses to
+Reads list the resource group's metric alerts, page by page (``metricAlerts`` api-version
+2018-03-01 returns them in one page), each page one request; a rule is memprov's when its tags
+say so for this environment and spec (``managed-by``, ``memprov-env``, ``memprov-spec``), and a
+look-alike without them is returned only when the spec wants its name, so that the plan shows a
+conflict. Create refuses to
 overwrite a rule that appeared since the plan (``PUT`` is an upsert); update and delete re-read
 the rule and refuse when it is no longer memprov's or was changed since the plan
-(``lastUpdatedTime``), unless ``apply --force``. ARM's ``PUT`` replaces the tags, so an update
-writes memprov's tags anew and keeps everyone else's.
+(``lastUpdatedTime``), unless ``apply --force`` or it already is as desired (memprov's own
+earlier attempt). ARM's ``PUT`` replaces the tags, so an update writes memprov's tags anew and
+keeps everyone else's.
 
 Credentials: azure-identity's ``DefaultAzureCredential``, or a bearer token from
-``targets.azure.token``. Errors: 429, 408 and 5xx and connection failures are
-:class:`~provisioner.core.errors.RetryableError` (with ARM's ``Retry-After``) for the apply engine's
-backoff (azure-core's own retries are off, so that one policy governs); 401 and 403 say what to
-check; anything else is an :class:`~provisioner.core.errors.OperationError`.
+``targets.azure.token``. Errors and retries: 408, 429 and 5xx (the codes azure-core retries) and
+connection failures are transient, and every request is retried on its own by the
+:class:`~provisioner.plan.retry.Arm` rules, honouring ARM's ``Retry-After`` (azure-core's own
+retries are off, so that one policy governs); a write that still fails is read back before it is
+reported. 401 and 403 say what to check; anything else is an
+:class:`~provisioner.core.errors.OperationError`.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.backends.http import retry_after
-from provisioner.core.errors import OperationError, RetryableError
+from provisioner.core.errors import OperationError
 from provisioner.core.secrets import resolve
 from provisioner.core.types import SecretRef
+from provisioner.plan import retry
 from provisioner.plan.contract import Backend, Target, TargetConfig
 from provisioner.plan.model import Resource
 from provisioner.spec.environment import (
@@ -119,16 +124,28 @@ def error(where: str, exc: Exception) -> OperationError:
             )
         if status == 403:
             return OperationError(f"{text}; grant {ROLE} on the resource group to the identity memprov runs as")
-        if status in (408, 429) or status >= 500:
-            response = getattr(exc, "response", None)
-            headers = getattr(response, "headers", None) or {}
-            return RetryableError(text, retry_after(headers.get("Retry-After")))
+        if status in (408, 429) or (status >= 500 and status not in (501, 505)):
+            return retry.Transient(text, _retry_after(exc), throttled=status == 429, unsure=status not in (429, 503))
         if status == 409:
             return OperationError(f"{text}; another change to this rule is in progress: run memprov plan again")
         return OperationError(text)
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return RetryableError(f"{where}: cannot reach Azure Resource Manager ({type(exc).__name__}: {exc})")
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):  # not sent / sent but no answer
+        text = f"{where}: cannot reach Azure Resource Manager ({type(exc).__name__}: {exc})"
+        return retry.Transient(text, unsure=isinstance(exc, ServiceResponseError))
     return OperationError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """ARM's wait: ``Retry-After`` (seconds or a date), else ``retry-after-ms``/``x-ms-retry-after-ms``."""
+    response = getattr(exc, "response", None)
+    headers = {str(k).lower(): str(v) for k, v in (getattr(response, "headers", None) or {}).items()}
+    if "retry-after" in headers:
+        return retry_after(headers["retry-after"])
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        if name in headers:
+            ms = retry_after(headers[name])
+            return None if ms is None else ms / 1000.0
+    return None
 
 
 class AzureTarget(GuardedTarget, Target):
@@ -145,6 +162,7 @@ class AzureTarget(GuardedTarget, Target):
         self.prefix = f"memprov-{owner.spec.env}-"
         self._client: Any = None
         self._lock = threading.Lock()
+        self.rules = retry.Arm()
 
     def describe(self) -> str:
         c = self.config
@@ -177,13 +195,18 @@ class AzureTarget(GuardedTarget, Target):
                 )
             return self._client
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
+    def once(self, what: str, fn: Callable[[], T]) -> T:
+        """One attempt of ``fn`` (one request), with azure-core errors as memprov's."""
         from azure.core.exceptions import AzureError
 
         try:
             return fn()
         except AzureError as e:
             raise error(f"Azure {self.config.resource_group}: {what}", e) from e
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` (one request), retried on its own by ARM's rules."""
+        return retry.request(self.rules, lambda: self.once(what, fn))
 
     # --- reading -------------------------------------------------------------------------------
     def _resource(self, alert: Any) -> Resource:
@@ -199,9 +222,23 @@ class AzureTarget(GuardedTarget, Target):
             handle=Live(str(alert.id or ""), str(body.get("properties", {}).get("lastUpdatedTime", ""))),
         )
 
+    def list_alerts(self) -> list[Any]:
+        """The resource group's metric alerts, page by page, each page one request."""
+        rg, out, token = self.config.resource_group, [], None
+        while True:
+
+            def page(after: str | None = token) -> tuple[list[Any], str | None]:
+                pages = self.client.metric_alerts.list_by_resource_group(rg).by_page(continuation_token=after)
+                found = list(next(pages, []))
+                return found, pages.continuation_token
+
+            found, token = self.call("list metric alerts", page)
+            out += found
+            if not token:
+                return out
+
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
-        rg = self.config.resource_group
-        alerts = self.call("list metric alerts", lambda: list(self.client.metric_alerts.list_by_resource_group(rg)))
+        alerts = self.list_alerts()
         wanted = {r.key for r in desired}
         out = [self._resource(a) for a in alerts]
         return sorted((r for r in out if r.owned or r.key in wanted), key=lambda r: r.key)
@@ -228,15 +265,23 @@ class AzureTarget(GuardedTarget, Target):
 
         rule = MetricAlertResource.deserialize(desired.body)
         rg = self.config.resource_group
-        self.call(f"put {desired.key}", lambda: self.client.metric_alerts.create_or_update(rg, desired.key, rule))
+        retry.write(
+            self.rules,
+            lambda: self.once(
+                f"put {desired.key}", lambda: self.client.metric_alerts.create_or_update(rg, desired.key, rule)
+            ),
+            lambda: self.same(self.current(desired.key), desired),
+        )
 
     def create(self, desired: Resource, *, force: bool = False) -> None:
         now = self.current(desired.key)
-        if now is not None and not now.owned:  # ours already (a retried put that had succeeded): just put
+        if now is not None and not now.owned:
             raise OperationError(
                 f"metric alert {desired.key} appeared in {self.config.resource_group} after the plan, not managed "
                 "by memprov; nothing was written. Run memprov plan again to review it."
             )
+        if self.same(now, desired):  # ours already (a put of ours that landed): nothing to send
+            return
         self._put(desired)
 
     def version(self, resource: Resource) -> str | None:
@@ -245,6 +290,8 @@ class AzureTarget(GuardedTarget, Target):
     def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
         self.check_takeover(live, force)
         now = self.current(desired.key)
+        if now is not None and now.owned and self.same(now, desired):
+            return  # already as desired: memprov's own earlier attempt
         self.check_unchanged(now, live, "updated", force)
         assert now is not None
         # PUT replaces the tags: keep other people's (cost centres...) and write memprov's own anew
@@ -257,4 +304,8 @@ class AzureTarget(GuardedTarget, Target):
         if not self.check_deletable(self.current(live.key), live, force):
             return
         rg = self.config.resource_group
-        self.call(f"delete {live.key}", lambda: self.client.metric_alerts.delete(rg, live.key))
+        retry.write(  # idempotent: ARM answers 204 when it is gone already
+            self.rules,
+            lambda: self.once(f"delete {live.key}", lambda: self.client.metric_alerts.delete(rg, live.key)),
+            lambda: self.current(live.key) is None,
+        )

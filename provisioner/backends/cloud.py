@@ -19,7 +19,7 @@ from provisioner.core.errors import OperationError
 from provisioner.core.names import MANAGED_BY, ownership_tags
 from provisioner.kinds.base import Kind, Level, Support
 from provisioner.plan.contract import Backend, JobSupport
-from provisioner.plan.model import Resource
+from provisioner.plan.model import Resource, canonical
 from provisioner.render.cloud import Rendering
 from provisioner.spec.resolved import ResolvedJob
 
@@ -120,12 +120,21 @@ class GuardedTarget:
     deletes what it does not own, ``--force`` or not.
 
     A target sets ``NOUN`` ("alarm"), ``SERVICE`` ("CloudWatch"), ``MARKER`` ("tags") and
-    :meth:`version` (the last-modified stamp of a live resource the plan or a re-read saw).
+    :meth:`version` (the last-modified stamp of a live resource the plan or a re-read saw), and keeps
+    its backend as ``owner`` (whose ``normalise`` tells when live already is as desired).
     """
 
     NOUN: ClassVar[str]
     SERVICE: ClassVar[str]
     MARKER: ClassVar[str]
+    DETECTS_EDITS: ClassVar[bool] = True
+    owner: Backend
+
+    def same(self, now: Resource | None, desired: Resource) -> bool:
+        """Whether ``now`` already is ``desired``, both normalised: a write of memprov's that landed (or the
+        same edit made by someone else), so there is nothing to refuse and nothing to send."""
+        norm = self.owner.normalise
+        return now is not None and canonical(norm(now.body)) == canonical(norm(desired.body))
 
     def version(self, resource: Resource) -> str | None:
         raise NotImplementedError

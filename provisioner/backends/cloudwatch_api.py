@@ -1,60 +1,68 @@
 """The live ``cloudwatch`` target: metric alarms in an AWS account, through boto3 (imported lazily).
 
 Reads page through ``DescribeAlarms`` with the name prefix ``memprov-<env>-`` (at most 100 per
-page) and fetches each alarm's tags; an alarm is memprov's when its tags say so for this
-environment and spec (``managed-by``, ``memprov-env``, ``memprov-spec``), and a look-alike
-without them is returned only when the spec wants its name, so that the plan shows a conflict.
-Create refuses to overwrite an alarm that appeared since the plan (``PutMetricAlarm`` is an
-upsert); update and delete re-read the alarm and refuse when it is no longer memprov's or was
-changed since the plan, unless ``apply --force``. CloudWatch ignores ``Tags`` on an update, so
-an update re-tags with ``TagResource`` (and drops stale memprov tags). Deletes made at the same
-time are coalesced into ``DeleteAlarms`` calls of at most 100 names.
+page, each page its own request) and fetch each alarm's tags (``ListTagsForResource``, one alarm
+per request: CloudWatch has no batch for tags); an alarm is memprov's when its tags say so for this
+environment and spec (``managed-by``, ``memprov-env``, ``memprov-spec``), and a look-alike without
+them is returned only when the spec wants its name, so that the plan shows a conflict. Create
+refuses to overwrite an alarm that appeared since the plan (``PutMetricAlarm`` is an upsert);
+update and delete re-read the alarm (the re-reads of changes running at the same time are one
+``DescribeAlarms`` of up to 100 names) and refuse when it is no longer memprov's or was changed
+since the plan, unless ``apply --force`` or it already is as desired (memprov's own earlier
+attempt). CloudWatch ignores ``Tags`` on an update, so an update re-tags with ``TagResource`` (and
+drops stale memprov tags). Deletes made at the same time are coalesced into ``DeleteAlarms`` calls
+of at most 100 names.
 
-Errors: throttling (``Throttling``...), 5xx and connection failures are
-:class:`~provisioner.core.errors.RetryableError` for the apply engine's backoff (botocore's own
-retries are off, so that one policy governs); anything else is an
+Errors and retries: every request is retried on its own with the AWS standard retry mode's rules
+(:class:`~provisioner.plan.retry.AwsStandard`: throttling codes, 5xx, timeouts and connection
+failures; full-jitter back-off, ``x-amz-retry-after``, the retry quota); botocore's own retries are
+off so that one policy governs, while ``retry_mode: adaptive`` keeps botocore's client-side rate
+limiter (the AWS adaptive mode), which slows the sending rate after throttling. A write that still
+fails is read back before it is reported. Anything else is an
 :class:`~provisioner.core.errors.OperationError` saying what to check.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from provisioner.backends.batching import Batcher
 from provisioner.backends.cloud import GuardedTarget
-from provisioner.core.errors import OperationError, RetryableError
+from provisioner.core.errors import OperationError
+from provisioner.plan import retry
 from provisioner.plan.contract import Backend, Target, TargetConfig
-from provisioner.plan.model import Resource
+from provisioner.plan.model import Resource, canonical
 from provisioner.spec.environment import AWS_REGION_PATTERN, SNS_ARN_PATTERN
 
 T = TypeVar("T")
 PAGE_SIZE = 100  # DescribeAlarms MaxRecords
-DELETE_BATCH = 100  # DeleteAlarms AlarmNames
+BATCH = 100  # DescribeAlarms and DeleteAlarms AlarmNames
 TAG_READERS = 8
 POOL = 32  # connections: apply's concurrency (8 by default) plus the tag readers, with room
-THROTTLING = {
+THROTTLING = {  # botocore/retries/standard.py ThrottledRetryableChecker
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
     "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
     "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
 }
-TRANSIENT = {
-    "InternalFailure",
-    "InternalServiceError",
-    "ServiceUnavailable",
-    "RequestTimeout",
-    "RequestTimeoutException",
-}
+TRANSIENT = {"RequestTimeout", "RequestTimeoutException", "InternalFailure", "InternalServiceError"}
+NOT_DONE = {"ServiceUnavailable"}  # 503: refused before it was carried out
 CREDENTIALS = {
     "UnrecognizedClientException",
     "InvalidClientTokenId",
@@ -87,6 +95,9 @@ class CloudWatchConfig(TargetConfig):
     sns: Sns = Sns()
     notify_ok: bool = Field(default=True, description="also notify the topic when the alarm returns to OK")
     timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
+    retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard", description="AWS retry mode: adaptive also slows the sending rate after throttling"
+    )
 
 
 @dataclass(frozen=True)
@@ -98,24 +109,32 @@ class Live:
 
 
 def error(where: str, exc: Exception) -> OperationError:
-    """A botocore exception as memprov's error: retryable or not, with what to do."""
+    """A botocore exception as memprov's error: transient (retried, see :mod:`provisioner.plan.retry`)
+    or not, with what to do."""
     from botocore.exceptions import (
         ClientError,
+        ConnectTimeoutError,
         EndpointConnectionError,
         HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ReadTimeoutError,
     )
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code, message = str(err.get("Code", "")), str(err.get("Message", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta.get("HTTPStatusCode") or 0)
         text = f"{where}: {code or status}" + (f" ({message})" if message else "")
-        if code in THROTTLING or code in TRANSIENT or status == 429 or status >= 500:
-            return RetryableError(text)
+        throttled = code in THROTTLING or status == 429
+        if throttled or code in TRANSIENT or code in NOT_DONE or status >= 500:
+            after = (meta.get("HTTPHeaders") or {}).get("x-amz-retry-after")
+            wait = int(after) / 1000.0 if after and after.isdigit() else None
+            unsure = not throttled and code not in NOT_DONE and status != 503
+            return retry.Transient(text, wait, throttled=throttled, unsure=unsure)
         if code in CREDENTIALS:
             return OperationError(f"{text}; AWS rejected the credentials: check AWS_PROFILE or the access keys")
         if code in DENIED:
@@ -124,8 +143,10 @@ def error(where: str, exc: Exception) -> OperationError:
                 "TagResource and UntagResource to the role memprov runs as"
             )
         return OperationError(text)
-    if isinstance(exc, HTTPClientError | EndpointConnectionError | BotoConnectionError):  # timeouts, closed
-        return RetryableError(f"{where}: cannot reach CloudWatch ({type(exc).__name__}: {exc})")
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):  # nothing was sent
+        return retry.Transient(f"{where}: cannot reach CloudWatch ({type(exc).__name__}: {exc})", unsure=False)
+    if isinstance(exc, HTTPClientError | BotoConnectionError | ReadTimeoutError):  # reset, closed, no answer
+        return retry.Transient(f"{where}: cannot reach CloudWatch ({type(exc).__name__}: {exc})")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return OperationError(
             f"{where}: no AWS credentials found; set AWS_PROFILE (or the targets.cloudwatch profile), "
@@ -136,43 +157,9 @@ def error(where: str, exc: Exception) -> OperationError:
     return OperationError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-class DeleteBatcher:
-    """Coalesces deletes requested concurrently into calls of at most ``DELETE_BATCH`` names.
-
-    The first caller waits ``linger`` seconds for others, then sends batches until none are
-    pending; every caller gets the outcome of the call its name was in (so a failed batch fails,
-    and is retried, for each of its alarms).
-    """
-
-    def __init__(self, send: Callable[[list[str]], None], linger: float = 0.05) -> None:
-        self.send, self.linger = send, linger
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Future[None]]] = []
-        self._sending = False
-
-    def delete(self, name: str) -> None:
-        done: Future[None] = Future()
-        with self._lock:
-            self._pending.append((name, done))
-            lead = not self._sending
-            self._sending = True
-        if lead:
-            time.sleep(self.linger)
-            while True:
-                with self._lock:
-                    batch, self._pending = self._pending[:DELETE_BATCH], self._pending[DELETE_BATCH:]
-                    if not batch:
-                        self._sending = False
-                        break
-                try:
-                    self.send([n for n, _ in batch])
-                except BaseException as e:
-                    for _, f in batch:
-                        f.set_exception(e)
-                else:
-                    for _, f in batch:
-                        f.set_result(None)
-        done.result()
+def _config(body: Any) -> str:
+    """An alarm's configuration without its tags (which ``PutMetricAlarm`` ignores on an update), canonical."""
+    return canonical({k: v for k, v in body.items() if k != "Tags"} if isinstance(body, dict) else body)
 
 
 class CloudWatchTarget(GuardedTarget, Target):
@@ -187,9 +174,11 @@ class CloudWatchTarget(GuardedTarget, Target):
     def __init__(self, owner: Backend, config: CloudWatchConfig) -> None:
         self.owner, self.spec, self.config = owner, owner.spec, config
         self.prefix = f"memprov-{owner.spec.env}-"
+        self.rules = retry.AwsStandard()  # one retry quota per client, as botocore keeps
         self._client: Any = None
         self._lock = threading.Lock()
-        self.deletes = DeleteBatcher(self._delete_batch)
+        self.lookups: Batcher[str, dict[str, Any]] = Batcher(self._describe_batch, BATCH)
+        self.deletes: Batcher[str, bool] = Batcher(self._delete_batch, BATCH)
 
     def describe(self) -> str:
         where = f" via {self.config.endpoint_url}" if self.config.endpoint_url else ""
@@ -210,10 +199,8 @@ class CloudWatchTarget(GuardedTarget, Target):
                     "cloudwatch",
                     endpoint_url=self.config.endpoint_url,
                     config=Config(
-                        retries={
-                            "total_max_attempts": 1,
-                            "mode": "standard",
-                        },  # no botocore retries: the engine retries
+                        # botocore sends once: memprov retries each request (adaptive keeps the rate limiter)
+                        retries={"total_max_attempts": 1, "mode": self.config.retry_mode},
                         connect_timeout=self.config.timeout,
                         read_timeout=self.config.timeout,
                         user_agent_extra="memprov",
@@ -223,6 +210,7 @@ class CloudWatchTarget(GuardedTarget, Target):
             return self._client
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
+        """One attempt of ``fn`` (one request), with botocore errors as memprov's."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -230,18 +218,30 @@ class CloudWatchTarget(GuardedTarget, Target):
         except (ClientError, BotoCoreError) as e:
             raise error(f"CloudWatch {self.config.region}: {what}", e) from e
 
-    # --- reading -------------------------------------------------------------------------------
-    def _pages(self, **kw: Any) -> Iterator[dict[str, Any]]:
-        paginator = self.client.get_paginator("describe_alarms")
-        pages = paginator.paginate(AlarmTypes=["MetricAlarm"], PaginationConfig={"PageSize": PAGE_SIZE}, **kw)
-        for page in pages:
-            yield from page.get("MetricAlarms", [])
+    def request(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` (one request), retried on its own by the AWS standard rules."""
+        return retry.request(self.rules, lambda: self.call(what, fn))
 
+    # --- reading -------------------------------------------------------------------------------
     def describe_alarms(self, **kw: Any) -> list[dict[str, Any]]:
-        return self.call("DescribeAlarms", lambda: list(self._pages(**kw)))
+        """Every page of ``DescribeAlarms``, each page one request retried on its own."""
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            args = {
+                "AlarmTypes": ["MetricAlarm"],
+                "MaxRecords": PAGE_SIZE,
+                **kw,
+                **({"NextToken": token} if token else {}),
+            }
+            page = self.request("DescribeAlarms", lambda a=args: self.client.describe_alarms(**a))  # type: ignore[misc]
+            out += page.get("MetricAlarms", [])
+            token = page.get("NextToken")
+            if not token:
+                return out
 
     def tags(self, arn: str) -> list[dict[str, str]]:
-        found = self.call(f"ListTagsForResource {arn}", lambda: self.client.list_tags_for_resource(ResourceARN=arn))
+        found = self.request(f"ListTagsForResource {arn}", lambda: self.client.list_tags_for_resource(ResourceARN=arn))
         return list(found.get("Tags", []))
 
     def _resource(self, alarm: dict[str, Any], tags: list[dict[str, str]]) -> Resource:
@@ -261,19 +261,33 @@ class CloudWatchTarget(GuardedTarget, Target):
         alarms = self.describe_alarms(AlarmNamePrefix=self.prefix)
         wanted = {r.key for r in desired}
         with ThreadPoolExecutor(max_workers=TAG_READERS) as pool:
-            tags = list(pool.map(lambda a: self.tags(str(a["AlarmArn"])), alarms))
+            tags = list(pool.map(retry.bound(self.tags), [str(a["AlarmArn"]) for a in alarms]))
         out = [self._resource(a, t) for a, t in zip(alarms, tags, strict=True)]
         return sorted((r for r in out if r.owned or r.key in wanted), key=lambda r: r.key)
 
+    def _describe_batch(self, names: list[str]) -> Mapping[str, dict[str, Any]]:
+        return {str(a["AlarmName"]): a for a in self.describe_alarms(AlarmNames=names) if a.get("AlarmName") in names}
+
     def current(self, name: str) -> Resource | None:
-        """The alarm as it is now (with its tags), or None."""
-        found = self.describe_alarms(AlarmNames=[name])
-        alarm = next((a for a in found if a.get("AlarmName") == name), None)
+        """The alarm as it is now (with its tags), or None; looked up with the others asked at the same time."""
+        alarm = self.lookups(name)
         return None if alarm is None else self._resource(alarm, self.tags(str(alarm["AlarmArn"])))
 
     # --- writing -------------------------------------------------------------------------------
     def _put(self, desired: Resource) -> None:
-        self.call(f"PutMetricAlarm {desired.key}", lambda: self.client.put_metric_alarm(**desired.body))
+        """``PutMetricAlarm``; when it keeps failing, the alarm is read back (its configuration, not its tags)."""
+
+        def landed() -> bool:
+            now = self.current(desired.key)
+            return now is not None and _config(self.owner.normalise(now.body)) == _config(
+                self.owner.normalise(desired.body)
+            )
+
+        retry.write(
+            self.rules,
+            lambda: self.call(f"PutMetricAlarm {desired.key}", lambda: self.client.put_metric_alarm(**desired.body)),
+            landed,
+        )
 
     def create(self, desired: Resource, *, force: bool = False) -> None:
         now = self.current(desired.key)
@@ -282,6 +296,8 @@ class CloudWatchTarget(GuardedTarget, Target):
                 f"alarm {desired.key} appeared in CloudWatch after the plan, not managed by memprov; nothing was "
                 "written. Run memprov plan again to review it."
             )
+        if self.same(now, desired):
+            return
         self._put(desired)
 
     def version(self, resource: Resource) -> str | None:
@@ -290,24 +306,61 @@ class CloudWatchTarget(GuardedTarget, Target):
     def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
         self.check_takeover(live, force)
         now = self.current(desired.key)
+        if now is not None and now.owned and self.same(now, desired):
+            return  # already as desired: memprov's own earlier attempt
         self.check_unchanged(now, live, "updated", force)
         assert now is not None and isinstance(now.handle, Live)
         self._put(desired)  # CloudWatch ignores Tags on an update: re-tag
         arn, want = now.handle.arn, list(desired.body.get("Tags", []))
         stale = sorted({t["Key"] for t in now.body["Tags"]} - {t["Key"] for t in want})
         stale = [k for k in stale if k == "managed-by" or k.startswith("memprov-")]
-        if want:
-            self.call(f"TagResource {desired.key}", lambda: self.client.tag_resource(ResourceARN=arn, Tags=want))
-        if stale:
-            self.call(
-                f"UntagResource {desired.key}", lambda: self.client.untag_resource(ResourceARN=arn, TagKeys=stale)
-            )
+
+        def tagged() -> bool:
+            now_tags = {t["Key"]: t.get("Value") for t in self.tags(arn)}
+            wanted = all(now_tags.get(t["Key"]) == t.get("Value") for t in want)
+            return wanted and not set(stale) & set(now_tags)
+
+        def retag() -> None:
+            if want:
+                self.call(f"TagResource {desired.key}", lambda: self.client.tag_resource(ResourceARN=arn, Tags=want))
+            if stale:
+                self.call(
+                    f"UntagResource {desired.key}", lambda: self.client.untag_resource(ResourceARN=arn, TagKeys=stale)
+                )
+
+        try:
+            retry.write(self.rules, retag, tagged)
+        except OperationError as e:
+            raise OperationError(f"{e}; {retry.PARTLY}: its configuration was updated, its tags were not") from e
 
     def delete(self, live: Resource, *, force: bool = False) -> None:
         if not self.check_deletable(self.current(live.key), live, force):
             return
-        self.deletes.delete(live.key)
+        self.deletes(live.key)
 
-    def _delete_batch(self, names: list[str]) -> None:
+    def _delete_batch(self, names: list[str]) -> Mapping[str, bool]:
         more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        self.call(f"DeleteAlarms {names[0]}{more}", lambda: self.client.delete_alarms(AlarmNames=names))
+
+        def send(some: list[str]) -> None:
+            self.call(f"DeleteAlarms {some[0]}{more}", lambda: self.client.delete_alarms(AlarmNames=some))
+
+        def once() -> None:
+            try:
+                send(names)
+            except OperationError as e:  # CloudWatch refuses the batch when one of them is gone already
+                if _code(e) != "ResourceNotFound":
+                    raise
+                left = list(self._describe_batch(names))
+                if left:
+                    send(left)
+
+        retry.write(self.rules, once, lambda: not self._describe_batch(names))
+        return dict.fromkeys(names, True)
+
+
+def _code(e: Exception) -> str:
+    """The AWS error code behind one of memprov's errors, or ``""``."""
+    from botocore.exceptions import ClientError
+
+    cause = e.__cause__
+    return str(cause.response.get("Error", {}).get("Code", "")) if isinstance(cause, ClientError) else ""

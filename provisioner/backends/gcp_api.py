@@ -1,19 +1,23 @@
 """The live ``gcp`` target: alert policies in a Google Cloud project, through the real
 ``google-cloud-monitoring`` client over gRPC (imported lazily: it costs close to a second).
 
-Reads list every policy of the project (the list filter's label syntax is not one to rely on, so
-ownership is decided client-side from the user labels) and keep those whose display name starts
-with ``memprov-<env>-``: memprov's own, and a look-alike only when the spec wants its display
-name, so that the plan shows a conflict. Display names are not unique in Cloud Monitoring: a
-second owned policy with the same display name (a create retried after it had in fact succeeded)
-is listed under ``<display name>#<id>`` and so pruned. Update and delete re-read the policy by its
+Reads list every policy of the project, page by page (each page one request; the list filter's
+label syntax is not one to rely on, so ownership is decided client-side from the user labels), and
+keep those whose display name starts with ``memprov-<env>-``: memprov's own, and a look-alike only
+when the spec wants its display name, so that the plan shows a conflict. Display names are not
+unique in Cloud Monitoring: a second owned policy with the same display name (someone's copy, or a
+create sent twice) is listed under ``<display name>#<id>`` and so pruned. Update and delete re-read the policy by its
 server-assigned name and refuse when it is no longer memprov's or was changed since the plan
-(its ``mutationRecord``), unless ``apply --force``; an update keeps other people's user labels.
+(its ``mutationRecord``), unless ``apply --force`` or it already is as desired (memprov's own
+earlier attempt); an update keeps other people's user labels.
 
-Errors: ``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED`` and ``INTERNAL`` are
-:class:`~provisioner.core.errors.RetryableError` for the apply engine's backoff (the client's own
-retries are off, so that one policy governs); anything else is an
-:class:`~provisioner.core.errors.OperationError` saying what to check.
+Errors and retries: ``UNAVAILABLE``, ``RESOURCE_EXHAUSTED`` (with the server's ``RetryInfo``),
+``DEADLINE_EXCEEDED`` and ``INTERNAL`` are transient, and every request is retried on its own by the
+:class:`~provisioner.plan.retry.Grpc` rules (the client's own retries are off, so that one policy
+governs). ``CreateAlertPolicy`` is not idempotent (the server names the policy): after a failure
+that may have created it, memprov looks for it by display name before sending it again, so a retry
+never makes a duplicate. A write that still fails is read back before it is reported. Anything
+else is an :class:`~provisioner.core.errors.OperationError` saying what to check.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.backends.cloud import GuardedTarget
 from provisioner.core import secrets
-from provisioner.core.errors import OperationError, RetryableError
+from provisioner.core.errors import OperationError
 from provisioner.core.types import Duration, SecretRef
+from provisioner.plan import retry
 from provisioner.plan.contract import Backend, Target, TargetConfig
 from provisioner.plan.model import Resource, canonical
 from provisioner.spec.clouds import GCP_CHANNEL, GCP_PROJECT
@@ -101,16 +106,32 @@ class Live:
     mutated: str
 
 
+def _retry_info(exc: Exception) -> float | None:
+    """The delay of a ``google.rpc.RetryInfo`` in the error's status details, in seconds."""
+    from google.rpc import error_details_pb2
+
+    for detail in getattr(exc, "details", None) or []:
+        if isinstance(detail, error_details_pb2.RetryInfo):
+            return float(detail.retry_delay.ToTimedelta().total_seconds())
+    return None
+
+
 def error(where: str, exc: Exception, project: str) -> OperationError:
-    """A google-api-core exception as memprov's error: retryable or not, with what to do."""
+    """A google-api-core exception as memprov's error: transient (retried, see
+    :mod:`provisioner.plan.retry`) or not, with what to do."""
     from google.api_core import exceptions as g
 
     message = getattr(exc, "message", None) or str(exc)
     text = f"{where}: {type(exc).__name__} ({message})"
     if isinstance(exc, g.ResourceExhausted):
-        return RetryableError(f"{text}; if it persists, check the Cloud Monitoring quotas of project {project}")
+        return retry.Transient(
+            f"{text}; if it persists, check the Cloud Monitoring quotas of project {project}",
+            _retry_info(exc),
+            throttled=True,
+            unsure=False,
+        )
     if isinstance(exc, g.ServiceUnavailable | g.DeadlineExceeded | g.InternalServerError | g.RetryError):
-        return RetryableError(text)
+        return retry.Transient(text, _retry_info(exc))
     if isinstance(exc, g.Unauthenticated):
         return OperationError(
             f"{text}; Google Cloud rejected the credentials: run `gcloud auth application-default login`, "
@@ -185,7 +206,7 @@ class GcpTarget(GuardedTarget, Target):
         self._client: Any = None
         self._lock = threading.Lock()
         self._metric_client: Any = None
-        self._uncertain: set[str] = set()  # creates that failed retryably: the next attempt checks first
+        self.rules = retry.Grpc()
 
     def describe(self) -> str:
         where = f" via {self.config.endpoint}" if self.config.endpoint else ""
@@ -245,8 +266,8 @@ class GcpTarget(GuardedTarget, Target):
                 self._metric_client = MetricServiceClient(transport=self._transport(MetricServiceGrpcTransport))
             return self._metric_client
 
-    def call(self, what: str, fn: Callable[[Any], T]) -> T:
-        """``fn(client)`` with Google API errors as memprov's."""
+    def once(self, what: str, fn: Callable[[Any], T]) -> T:
+        """One attempt of ``fn(client)`` (one request), with Google API errors as memprov's."""
         from google.api_core.exceptions import GoogleAPIError
 
         client = self.client
@@ -255,14 +276,26 @@ class GcpTarget(GuardedTarget, Target):
         except GoogleAPIError as e:
             raise error(f"Cloud Monitoring {self.parent}: {what}", e, self.config.project) from e
 
+    def call(self, what: str, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` (one request), retried on its own by the gRPC rules."""
+        return retry.request(self.rules, lambda: self.once(what, fn))
+
     # --- reading -------------------------------------------------------------------------------
-    def list_policies(self) -> list[dict[str, Any]]:
-        request = {"name": self.parent, "page_size": PAGE_SIZE}
-        timeout = self.config.timeout
-        return self.call(
-            "ListAlertPolicies",
-            lambda c: [to_body(p) for p in c.list_alert_policies(request=request, retry=None, timeout=timeout)],
-        )
+    def list_policies(self, filter: str = "") -> list[dict[str, Any]]:
+        """Every policy of the project (matching ``filter``), page by page, each page one request."""
+        out: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            request = {"name": self.parent, "page_size": PAGE_SIZE, "page_token": token, "filter": filter}
+
+            def one(c: Any, r: dict[str, Any] = request) -> Any:
+                return c.list_alert_policies(request=r, retry=None, timeout=self.config.timeout)
+
+            page = self.call("ListAlertPolicies", one)  # the pager holds the first page: reading it sends no more
+            out += [to_body(p) for p in page.alert_policies]
+            token = page.next_page_token
+            if not token:
+                return out
 
     def _resource(self, body: dict[str, Any], key: str | None = None) -> Resource:
         labels = body.get("userLabels") or {}
@@ -319,29 +352,30 @@ class GcpTarget(GuardedTarget, Target):
         return self._resource(body, live.key)
 
     # --- writing -------------------------------------------------------------------------------
+    def _created(self, desired: Resource) -> bool:
+        """Whether a policy of memprov's with ``desired``'s display name exists (a create that landed)."""
+        found = self.list_policies(filter=f'display_name = "{desired.key}"')
+        same = [p for p in found if p.get("displayName") == desired.key]
+        if same and not any(self.owner.owns(p) for p in same):
+            raise OperationError(
+                f"policy {desired.key} appeared in Cloud Monitoring after the plan, not managed by memprov; "
+                "nothing was written. Run memprov plan again to review it."
+            )
+        return bool(same)
+
     def create(self, desired: Resource, *, force: bool = False) -> None:
-        if desired.key in self._uncertain:  # the last attempt may have succeeded before it failed
-            same = [p for p in self.list_policies() if p.get("displayName") == desired.key]
-            if any(self.owner.owns(p) for p in same):
-                self._uncertain.discard(desired.key)
-                return
-            if same:
-                raise OperationError(
-                    f"policy {desired.key} appeared in Cloud Monitoring after the plan, not managed by memprov; "
-                    "nothing was written. Run memprov plan again to review it."
-                )
         policy = to_policy(desired.body)
-        try:
-            self.call(
+        retry.write(
+            self.rules,
+            lambda: self.once(
                 f"CreateAlertPolicy {desired.key}",
                 lambda c: c.create_alert_policy(
                     name=self.parent, alert_policy=policy, retry=None, timeout=self.config.timeout
                 ),
-            )
-        except RetryableError:
-            self._uncertain.add(desired.key)
-            raise
-        self._uncertain.discard(desired.key)
+            ),
+            lambda: self._created(desired),
+            resend=False,  # the server names each new policy: sending it again would make a second one
+        )
 
     def version(self, resource: Resource) -> str | None:
         return resource.handle.mutated if isinstance(resource.handle, Live) else None
@@ -349,6 +383,8 @@ class GcpTarget(GuardedTarget, Target):
     def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
         self.check_takeover(live, force)
         now = self.current(live)
+        if now is not None and now.owned and self.same(now, desired):
+            return  # already as desired: memprov's own earlier attempt
         self.check_unchanged(now, live, "updated", force)
         assert now is not None and isinstance(now.handle, Live)
         others = {k: v for k, v in (now.body.get("userLabels") or {}).items() if k != "managed-by"}
@@ -358,20 +394,34 @@ class GcpTarget(GuardedTarget, Target):
         from google.protobuf import field_mask_pb2
 
         mask = field_mask_pb2.FieldMask(paths=list(UPDATE_MASK))
-        self.call(
-            f"UpdateAlertPolicy {desired.key}",
-            lambda c: c.update_alert_policy(
-                alert_policy=policy, update_mask=mask, retry=None, timeout=self.config.timeout
+        retry.write(
+            self.rules,
+            lambda: self.once(
+                f"UpdateAlertPolicy {desired.key}",
+                lambda c: c.update_alert_policy(
+                    alert_policy=policy, update_mask=mask, retry=None, timeout=self.config.timeout
+                ),
             ),
+            lambda: self.same(self.current(live), desired),
         )
 
     def delete(self, live: Resource, *, force: bool = False) -> None:
+        from google.api_core.exceptions import NotFound
+
         now = self.current(live)
         if not self.check_deletable(now, live, force):
             return
         assert now is not None
         name = now.handle.name if isinstance(now.handle, Live) else ""
-        self.call(
-            f"DeleteAlertPolicy {live.key}",
-            lambda c: c.delete_alert_policy(name=name, retry=None, timeout=self.config.timeout),
-        )
+
+        def once() -> None:
+            try:
+                self.once(
+                    f"DeleteAlertPolicy {live.key}",
+                    lambda c: c.delete_alert_policy(name=name, retry=None, timeout=self.config.timeout),
+                )
+            except OperationError as e:
+                if not isinstance(e.__cause__, NotFound):  # gone: an earlier attempt of ours deleted it
+                    raise
+
+        retry.write(self.rules, once, lambda: self.current(live) is None)

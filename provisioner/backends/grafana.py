@@ -47,7 +47,7 @@ SERVER_OWNED = ("id", "version", "iteration", "gnetId", "__inputs", "__requires"
 
 
 def _api(backend: Backend, config: GrafanaApiConfig) -> GrafanaApiTarget:
-    return GrafanaApiTarget(backend.spec, config)
+    return GrafanaApiTarget(backend.spec, config, normalise=backend.normalise)
 
 
 class GrafanaBackend(YamlFiles, Backend):

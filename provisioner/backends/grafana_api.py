@@ -13,13 +13,15 @@ The target reads live dashboards owned by memprov (tags ``managed-by:memprov``,
 ``memprov-env:<env>``, ``memprov-spec:<name>``) plus any dashboard whose uid the spec wants (a
 look-alike it does not own is a conflict in the plan). Saves send the version read by the plan
 with ``overwrite: false``, so that a dashboard edited in the UI since the plan is refused with
-412 instead of silently overwritten; ``apply --force`` overwrites owned dashboards.
+412 instead of silently overwritten; ``apply --force`` overwrites owned dashboards. Every request
+is retried on its own (:mod:`provisioner.plan.retry`); a save whose answer was lost is read back,
+and a 412 met by a dashboard that already is as desired (memprov's own earlier attempt) is success.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -30,8 +32,9 @@ from provisioner.core import secrets
 from provisioner.core.errors import MemprovError, OperationError
 from provisioner.core.names import GRAFANA_UID_MAX, short_hash, slug
 from provisioner.core.types import SecretRef
+from provisioner.plan import retry
 from provisioner.plan.contract import Target, TargetConfig
-from provisioner.plan.model import Resource
+from provisioner.plan.model import Resource, canonical
 from provisioner.render.grafana.panels import tags
 from provisioner.spec.resolved import ResolvedSpec
 
@@ -97,9 +100,11 @@ class GrafanaClient(HttpApi):
             return VersionConflict(f"{where}: 412{detail}", status)
         return super().error(code, where, response)
 
-    def _request(self, method: str, path: str, *, allow_404: bool = False, **kw: Any) -> Any:
+    def _request(self, method: str, path: str, *, allow_404: bool = False, once: bool = False, **kw: Any) -> Any:
+        """JSON of a 2xx answer; ``once``: a single attempt (the caller retries and verifies)."""
         try:
-            r = self.request(method, path, ok=tuple(range(200, 300)), **kw)
+            send = self.send if once else self.request
+            r = send(method, path, ok=tuple(range(200, 300)), **kw)
         except NotFound:
             if allow_404:
                 return None
@@ -126,10 +131,10 @@ class GrafanaClient(HttpApi):
         return found
 
     def save_dashboard(
-        self, dashboard: dict[str, Any], *, folder_uid: str, message: str, overwrite: bool
+        self, dashboard: dict[str, Any], *, folder_uid: str, message: str, overwrite: bool, once: bool = False
     ) -> dict[str, Any]:
         payload = {"dashboard": dashboard, "folderUid": folder_uid, "message": message, "overwrite": overwrite}
-        saved: dict[str, Any] = self._request("POST", "/api/dashboards/db", json=payload)
+        saved: dict[str, Any] = self._request("POST", "/api/dashboards/db", once=once, json=payload)
         return saved
 
     def delete_dashboard(self, uid: str) -> bool:
@@ -164,9 +169,17 @@ class GrafanaApiTarget(Target):
     """Dashboards in a live Grafana, through :class:`GrafanaClient`."""
 
     type: ClassVar[str] = "api"
+    DETECTS_EDITS: ClassVar[bool] = True  # the dashboard version read by the plan is sent with every save
 
-    def __init__(self, spec: ResolvedSpec, config: GrafanaApiConfig, transport: Any = None) -> None:
+    def __init__(
+        self,
+        spec: ResolvedSpec,
+        config: GrafanaApiConfig,
+        transport: Any = None,
+        normalise: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.spec, self.config, self._transport = spec, config, transport
+        self.normalise = normalise or (lambda body: body)
         self.folder_title = config.folder or f"memprov ({spec.env})"
         self.folder_uid = config.folder_uid or folder_uid_for(self.folder_title)
         self._client: GrafanaClient | None = None
@@ -235,30 +248,50 @@ class GrafanaApiTarget(Target):
         where = f"environment {self.spec.env}, spec {self.spec.name}"
         return f"memprov apply: {verb} {resource.title or resource.key} ({where})"
 
+    def already(self, desired: Resource) -> bool:
+        """Whether Grafana already holds ``desired`` (memprov's, in its folder): a save that landed."""
+        found = self.client.get_dashboard(desired.key)
+        if found is None:
+            return False
+        dash = found.get("dashboard") or {}
+        same = canonical(self.normalise(dash)) == canonical(self.normalise(desired.body))
+        return same and self.owns(dash) and (found.get("meta") or {}).get("folderUid") == self.folder_uid
+
     def _save(self, desired: Resource, verb: str, version: int | None, overwrite: bool) -> None:
         self._ensure_folder()
         body = dict(desired.body)
         if version is not None:
             body["version"] = version
-        self.client.save_dashboard(
-            body, folder_uid=self.folder_uid, message=self._message(verb, desired), overwrite=overwrite
+        message = self._message(verb, desired)
+        retry.write(
+            retry.HTTP,
+            lambda: self.client.save_dashboard(
+                body, folder_uid=self.folder_uid, message=message, overwrite=overwrite, once=True
+            ),
+            lambda: self.already(desired),
         )
 
     def create(self, desired: Resource, *, force: bool = False) -> None:
         try:
             self._save(desired, "create", None, overwrite=False)
         except VersionConflict as e:
+            if self.already(desired):  # a save of ours whose answer was lost, then sent again
+                return
             raise OperationError(
                 f"dashboard {desired.key} appeared in Grafana after the plan ({e.status or 'exists'}); nothing was "
                 "written. Run memprov plan again to review it."
             ) from None
 
     def update(self, desired: Resource, live: Resource, *, force: bool = False) -> None:
+        if not live.owned and not force:
+            raise OperationError(f"dashboard {desired.key} is not managed by memprov; pass --force to take it over")
         planned = live.handle.version if isinstance(live.handle, Live) else None
         overwrite = force and live.owned  # never blindly overwrite what memprov does not own
         try:
             self._save(desired, "update" if live.owned else "take over", planned, overwrite=overwrite)
         except VersionConflict as e:
+            if self.already(desired):  # our own save landed before the conflict: it is as desired
+                return
             raise OperationError(
                 f"dashboard {desired.key} was changed in Grafana since the plan (planned against version "
                 f"{planned}; {e.status or 'conflict'}); nothing was written. Review it with memprov plan, or "
@@ -278,4 +311,4 @@ class GrafanaApiTarget(Target):
             )
         if not self.owns(current.get("dashboard") or {}):
             raise OperationError(f"dashboard {live.key} is no longer managed by memprov; it was not deleted")
-        self.client.delete_dashboard(live.key)
+        self.client.delete_dashboard(live.key)  # idempotent: a 404 on a retry means it is gone

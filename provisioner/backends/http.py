@@ -3,10 +3,11 @@ Alertmanager, Grafana).
 
 It maps HTTP outcomes onto memprov's errors once, for every backend: 401/403 are permanent
 failures that say which credential to check, 404 is :class:`NotFound` (or ``None`` when the
-caller allows it), 429 and 5xx (and timeouts and connection failures) are
-:class:`RetryableError` honouring ``Retry-After``, so that the apply engine retries them with
-backoff. An API with its own semantics subclasses :class:`HttpApi` and overrides
-:meth:`HttpApi.error`. httpx is imported lazily.
+caller allows it), 429 and 5xx (and timeouts and connection failures) are transient
+(:class:`~provisioner.plan.retry.Transient`, honouring ``Retry-After``), and every request is
+retried on its own by :func:`provisioner.plan.retry.request` under the ``Http`` rules (``send`` is
+one attempt, for a write the caller verifies itself). An API with its own semantics subclasses
+:class:`HttpApi` and overrides :meth:`HttpApi.error`. httpx is imported lazily.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import email.utils
 import time
 from typing import TYPE_CHECKING, Any
 
-from provisioner.core.errors import MemprovError, OperationError, RetryableError
+from provisioner.core.errors import MemprovError, OperationError
 from provisioner.core.secrets import resolve
 from provisioner.core.types import SecretRef
+from provisioner.plan import retry
 
 if TYPE_CHECKING:
     import httpx
@@ -66,15 +68,22 @@ class HttpApi:
         )
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
+        """One request, retried on its own when it fails transiently (see :mod:`provisioner.plan.retry`)."""
+        return retry.request(retry.HTTP, lambda: self.send(method, path, ok=ok, **kwargs))
+
+    def send(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
+        """One attempt: the response if its status is in ``ok``, else the error it means."""
         import httpx
 
         where = f"{self.what}: {method} {self.client.base_url}{path}"
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.TimeoutException as e:
-            raise RetryableError(f"{where} timed out") from e
-        except httpx.TransportError as e:
-            raise RetryableError(f"{where}: cannot connect ({type(e).__name__}); check the URL") from e
+            raise retry.Transient(f"{where} timed out") from e
+        except httpx.ConnectError as e:  # nothing was sent
+            raise retry.Transient(f"{where}: cannot connect ({type(e).__name__}); check the URL", unsure=False) from e
+        except httpx.TransportError as e:  # reset or closed while sending or waiting: it may have been carried out
+            raise retry.Transient(f"{where}: the connection failed ({type(e).__name__}: {e})") from e
         if response.status_code in ok:
             return response
         raise self.error(response.status_code, where, response)
@@ -90,8 +99,11 @@ class HttpApi:
         if code == 404:
             return NotFound(f"{where} -> HTTP 404: not found ({detail})")
         if code == 429 or code >= 500:
-            return RetryableError(
-                f"{where} -> HTTP {code} ({detail})", retry_after(response.headers.get("Retry-After"))
+            return retry.Transient(
+                f"{where} -> HTTP {code} ({detail})",
+                retry_after(response.headers.get("Retry-After")),
+                throttled=code == 429,
+                unsure=code not in (429, 503),  # 503: not handled now (RFC 9110 §15.6.4); others may have been
             )
         return OperationError(f"{where} -> HTTP {code}: {detail}")
 

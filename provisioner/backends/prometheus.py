@@ -41,7 +41,7 @@ def _reload(backend: Backend, config: ReloadConfig) -> ReloadTarget:
 
 def _ruler(backend: Backend, config: RulerConfig) -> RulerTarget:
     namespace = config.namespace or f"memprov-{backend.spec.name}-{backend.spec.env}"
-    return RulerTarget(config, namespace, owned_prefix=f"memprov-{backend.spec.env}-")
+    return RulerTarget(config, namespace, owned_prefix=f"memprov-{backend.spec.env}-", normalise=backend.normalise)
 
 
 class PrometheusBackend(YamlFiles, Backend):

@@ -41,6 +41,9 @@ class Target(ABC):
     """Where a backend's resources live: a directory, an HTTP API, a cloud account."""
 
     type: ClassVar[str]
+    DETECTS_EDITS: ClassVar[bool] = False
+    """Capability: an update or delete refuses a resource edited since the plan (unless ``--force``).
+    Without it, the last writer wins: apply overwrites an edit made between plan and apply."""
 
     @abstractmethod
     def describe(self) -> str:

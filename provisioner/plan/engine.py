@@ -2,10 +2,12 @@
 
 ``apply`` runs a plan's changes against the targets they were planned on, in phases (create,
 update, delete), each phase concurrently with a bounded pool. Every change carries its desired and
-live resources, so nothing but the plan and the targets is needed. A failed change never stops the
-others, deletes of a backend are skipped when any of its creates or updates failed (so that a
-rename never leaves a job without alerts), and the report lists exactly what was changed, what
-failed and what was not attempted.
+live resources, so nothing but the plan and the targets is needed. Transient failures are retried
+per request inside the targets, under one retry session per apply (:mod:`provisioner.plan.retry`:
+a budget per service and a deadline, after which nothing new is started). A failed change never
+stops the others, deletes of a backend are skipped when any of its creates or updates failed (so
+that a rename never leaves a job without alerts), and the report lists exactly what was changed,
+what failed and what was not attempted, and what the retries cost.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from enum import StrEnum
 from provisioner.core.errors import MemprovError
 from provisioner.plan.contract import Target
 from provisioner.plan.model import Action, Change, Plan
-from provisioner.plan.retry import RetryPolicy
+from provisioner.plan.retry import RetryPolicy, Stats, bound, session
 
 DEFAULT_CONCURRENCY = 8
 
@@ -41,6 +43,7 @@ class Result:
 class ApplyReport:
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
+    retries: Stats = field(default_factory=Stats)  # what the apply's retries cost, per service
 
     def of(self, outcome: Outcome) -> list[Result]:
         return [r for r in self.results if r.outcome is outcome]
@@ -50,14 +53,14 @@ class ApplyReport:
         return not self.of(Outcome.FAILED) and not self.of(Outcome.SKIPPED) and not self.interrupted
 
 
-def _run_change(target: Target, change: Change, policy: RetryPolicy, force: bool) -> None:
+def _run_change(target: Target, change: Change, force: bool) -> None:
     want, have = change.want, change.have
     if change.action is Action.CREATE and want is not None:
-        policy.call(lambda: target.create(want, force=force))
+        target.create(want, force=force)
     elif change.action in (Action.UPDATE, Action.CONFLICT) and want is not None and have is not None:
-        policy.call(lambda: target.update(want, have, force=force))
+        target.update(want, have, force=force)
     elif change.action is Action.DELETE and have is not None:
-        policy.call(lambda: target.delete(have, force=force))
+        target.delete(have, force=force)
     else:  # pragma: no cover - the planner attaches the resources every action needs
         raise AssertionError(f"{change.action} {change.key} carries no resource to apply")
 
@@ -75,12 +78,27 @@ def apply(
     """Apply ``plan`` to the ``targets`` it was made against (by backend name) and report every outcome.
 
     ``force`` (``apply --force``) lets targets that detect edits made since the plan overwrite them,
-    and take over the unowned resources the plan shows as conflicts.
+    and take over the unowned resources the plan shows as conflicts. ``retry``: how the targets
+    retry each request (attempts, budget, deadline); once the deadline has passed, changes not yet
+    started are reported as not attempted.
     """
-    policy = retry or RetryPolicy()
+    with session(retry or RetryPolicy()) as retries:
+        report = _apply(plan, targets, concurrency, on_result, stop or threading.Event(), force, retries.expired)
+        report.retries = retries.stats
+    return report
+
+
+def _apply(
+    plan: Plan,
+    targets: Mapping[str, Target],
+    concurrency: int,
+    on_result: Callable[[Result], None] | None,
+    stop: threading.Event,
+    force: bool,
+    expired: Callable[[], bool],
+) -> ApplyReport:
     report = ApplyReport()
     lock = threading.Lock()
-    stop = stop or threading.Event()
     recorded: set[int] = set()  # id() of every change with an outcome: each is reported exactly once
     running = threading.Condition()
     in_flight = 0
@@ -102,8 +120,11 @@ def apply(
             if stop.is_set():
                 record(Result(change, Outcome.SKIPPED, "interrupted before it started"))
                 return
+            if expired():
+                record(Result(change, Outcome.SKIPPED, "the deadline of this apply passed before it started"))
+                return
             try:
-                _run_change(targets[change.backend], change, policy, force)
+                _run_change(targets[change.backend], change, force)
             except MemprovError as e:
                 record(Result(change, Outcome.FAILED, e.render()))
             except Exception as e:  # a backend bug must not hide what else happened
@@ -135,7 +156,7 @@ def apply(
                     record(Result(c, Outcome.SKIPPED, "interrupted before it started"))
                 continue
             try:
-                for future in [pool.submit(run, c) for c in todo]:
+                for future in [pool.submit(bound(run), c) for c in todo]:
                     future.result()
             except KeyboardInterrupt:  # finish what is in flight, start nothing new, report
                 stop.set()

@@ -4,7 +4,8 @@
 resources (and any unowned one whose key the spec wants), the backend normalises desired and live
 bodies alike, the diff becomes create / update / delete / no-op / conflict changes that carry the
 resources themselves, and the backend may drop false positives. :func:`make_plan` plans every
-backend concurrently; a backend whose live state cannot be read reports its error instead.
+backend concurrently, under one retry session (each read request is retried on its own, see
+:mod:`provisioner.plan.retry`); a backend whose live state cannot be read reports its error instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from provisioner.core.errors import MemprovError, SpecError
 from provisioner.kinds.base import Level
 from provisioner.plan.contract import Backend, Target
 from provisioner.plan.model import ORDER, Action, BackendPlan, Change, Plan, Resource, canonical
-from provisioner.plan.retry import RetryPolicy
+from provisioner.plan.retry import RetryPolicy, bound, session
 
 DEFAULT_CONCURRENCY = 8
 Binding = tuple[Backend, Target]  # a backend and the target its environment names
@@ -88,12 +89,15 @@ def make_plan(
     retry: RetryPolicy | None = None,
 ) -> Plan:
     """Plan every backend concurrently; a backend that cannot be read reports its error."""
-    policy = retry or RetryPolicy()
+    with session(retry or RetryPolicy()):
+        return _plan_all(env, spec_name, bindings, warnings)
 
+
+def _plan_all(env: str, spec_name: str, bindings: Sequence[Binding], warnings: Sequence[str]) -> Plan:
     def one(binding: Binding) -> BackendPlan:
         backend, target = binding
         try:
-            return policy.call(lambda: plan_backend(backend, target))
+            return plan_backend(backend, target)
         except SpecError:  # rendering refused the input (a template, an expression): not a read failure
             raise
         except MemprovError as e:
@@ -103,5 +107,5 @@ def make_plan(
         plans = [one(b) for b in bindings]
     else:
         with ThreadPoolExecutor(max_workers=min(len(bindings), DEFAULT_CONCURRENCY)) as pool:
-            plans = list(pool.map(one, bindings))
+            plans = list(pool.map(bound(one), bindings))
     return Plan(env, spec_name, tuple(plans), tuple(warnings))
