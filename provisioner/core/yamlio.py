@@ -24,6 +24,7 @@ MAPPING_TAG, SEQUENCE_TAG, MERGE_TAG, TIMESTAMP_TAG = (f"{_CORE}{t}" for t in ("
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 40
+SPLIT_HINT = "move jobs into jobs/*.yaml files next to the spec (each holds jobs: {<id>: ...}), each under the limit"
 
 Loc = tuple[str | int, ...]
 
@@ -108,7 +109,7 @@ class _Walker:
                 line,
                 path[:2],
                 f"document expands to more than {MAX_NODES} values (alias bomb?); "
-                "simplify the anchors/aliases or split the spec",
+                f"simplify the anchors/aliases or {SPLIT_HINT}",
             )
         if depth > MAX_DEPTH:
             raise self.fail(line, path, f"nesting deeper than {MAX_DEPTH} levels; flatten the document")
@@ -215,8 +216,7 @@ def loads(text: str, file: str) -> Document:
         raise SpecError(
             [
                 Problem(
-                    f"file is larger than {_mib(MAX_BYTES)}; a spec this big is almost certainly a mistake "
-                    "(split jobs across files or generate less)",
+                    f"file is larger than {_mib(MAX_BYTES)}, the limit per file; {SPLIT_HINT}",
                     file,
                 )
             ]
@@ -275,8 +275,7 @@ def load_file(path: Path, display: str | None = None) -> Document:
         raise SpecError(
             [
                 Problem(
-                    f"file is {_mib(size)}, more than the {_mib(MAX_BYTES)} limit; "
-                    "a spec this big is almost certainly a mistake",
+                    f"file is {_mib(size)}, more than the {_mib(MAX_BYTES)} limit per file; {SPLIT_HINT}",
                     name,
                 )
             ]

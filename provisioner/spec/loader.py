@@ -7,6 +7,7 @@ every problem as ``file:line: key.path: message`` in a single :class:`SpecError`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provisioner.core.errors import Problem, SpecError, UsageError, describe, did_you_mean, dotted
-from provisioner.core.yamlio import Document, load_file
+from provisioner.core.yamlio import MAX_BYTES, Document, load_file
+from provisioner.spec import includes
 from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, PATTERN_HELP, SPEC_ONLY_KEYS, Environment
 from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type, union_tags
 from provisioner.spec.model import Spec
@@ -57,9 +59,33 @@ def _strings(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str, bool]]:
         yield loc, data, False
 
 
+_DOCS: dict[tuple[str, str], tuple[bytes, Document]] = {}
+_DOCS_MAX = 64
+
+
 def _read(path: Path, display: str) -> Document:
-    """Read one input file; its text may not hide control characters behind escapes (``"\\x07"``)."""
-    doc = load_file(path, display)
+    """Read one input file; its text may not hide control characters behind escapes (``"\\x07"``).
+
+    A file read before by this process with the same bytes is not parsed again (``memprov validate``
+    loads the spec and its jobs files once per environment): the document is shared, never mutated.
+    """
+    key = (str(path.resolve()), display)
+    raw = None
+    with contextlib.suppress(OSError):
+        if path.stat().st_size <= MAX_BYTES:
+            raw = path.read_bytes()
+    cached = _DOCS.get(key)
+    if raw is not None and cached is not None and cached[0] == raw:
+        return cached[1]
+    doc = _check(load_file(path, display))
+    if raw is not None:
+        if len(_DOCS) >= _DOCS_MAX:
+            _DOCS.clear()
+        _DOCS[key] = (raw, doc)
+    return doc
+
+
+def _check(doc: Document) -> Document:
     problems = [
         Problem(
             f"contains the control character U+{ord(m.group()):04X}; remove it", doc.file, doc.line_of(loc), dotted(loc)
@@ -228,10 +254,12 @@ def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> 
                 )
             ]
         )
-    sources = [spec_doc.file]
-    merger = Merger(_where(spec_doc))
-    data: dict[str, Any] = spec_doc.data
-    problems: list[Problem] = []
+    job_docs, problems = includes.read_all(spec_doc, spec_file, _read)
+    joined = includes.merge(spec_doc, _where(spec_doc), job_docs)
+    problems += joined.problems
+    sources = [spec_doc.file, *joined.files]
+    merger = Merger(joined.where)
+    data: dict[str, Any] = joined.data
 
     baseline_file = base_dir / "baselines" / f"{env}.yaml"
     if baselines and baseline_file.exists():
