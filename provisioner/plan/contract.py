@@ -13,6 +13,7 @@ else afterwards. Planning (:mod:`provisioner.plan.planner`) and applying
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -163,8 +164,7 @@ class Backend(ABC):
     @cached_property
     def desired(self) -> list[Resource]:
         found = self.render()
-        keys = [r.key for r in found]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        dupes = sorted(k for k, n in Counter(r.key for r in found).items() if n > 1)
         if dupes:
             raise AssertionError(f"{self.name} rendered duplicate keys: {dupes}")
         return found
