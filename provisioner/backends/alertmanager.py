@@ -46,6 +46,8 @@ class AlertmanagerConfig(TargetConfig):
 class LiveTarget(FilesTarget):
     """The config file and secret files of a running Alertmanager; reloads it after changes."""
 
+    STREAMS = False  # read_live adds the secret files
+
     type = "alertmanager"
 
     def __init__(self, codec: AlertmanagerBackend, config_file: Path, url: str, token: SecretRef | None) -> None:

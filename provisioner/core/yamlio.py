@@ -90,12 +90,13 @@ _STR_TAG = f"{_CORE}str"
 
 
 class _Walker:
-    def __init__(self, file: str, yaml: Any) -> None:
+    def __init__(self, file: str, yaml: Any, max_nodes: int = MAX_NODES) -> None:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self.file = file
         self.lines: dict[Loc, int] = {}
         self.nodes = 0
+        self.max_nodes = max_nodes
         self.constructor = yaml.constructor
         self.kinds = (ScalarNode, SequenceNode, MappingNode)
 
@@ -106,11 +107,11 @@ class _Walker:
         scalar_node, sequence_node, mapping_node = self.kinds
         self.nodes += 1
         line = node.start_mark.line + 1
-        if self.nodes > MAX_NODES:
+        if self.nodes > self.max_nodes:
             raise self.fail(
                 line,
                 path[:2],
-                f"document expands to more than {MAX_NODES} values (alias bomb?); "
+                f"document expands to more than {self.max_nodes} values (alias bomb?); "
                 f"simplify the anchors/aliases or {SPLIT_HINT}",
             )
         if depth > MAX_DEPTH:
@@ -209,13 +210,21 @@ def _too_deep(text: str) -> int | None:
     return None
 
 
-def loads(text: str, file: str) -> Document:
-    """Parse YAML text into a :class:`Document`; every failure is a located :class:`SpecError`."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+OUTPUT_MAX_BYTES = 256 * 1024 * 1024  # files memprov wrote (an alertmanager.yml of 10,000 jobs is 5 MiB)
+OUTPUT_MAX_NODES = 50_000_000
+
+
+def loads(text: str, file: str, *, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> Document:
+    """Parse YAML text into a :class:`Document`; every failure is a located :class:`SpecError`.
+
+    The limits are the spec's; files memprov wrote itself are read with :data:`OUTPUT_MAX_BYTES`
+    and :data:`OUTPUT_MAX_NODES` (they grow with the number of jobs, a spec file does not).
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise SpecError(
             [
                 Problem(
-                    f"file is larger than {_mib(MAX_BYTES)}, the limit per file; {SPLIT_HINT}",
+                    f"file is larger than {_mib(max_bytes)}, the limit per file; {SPLIT_HINT}",
                     file,
                 )
             ]
@@ -224,15 +233,15 @@ def loads(text: str, file: str) -> Document:
     if deep is not None:  # before the parser: its C code recurses per level and would crash the process
         raise SpecError([Problem(f"nesting deeper than {MAX_DEPTH} levels; flatten the document", file, deep)])
     try:  # plain YAML straight from libyaml's events; anything else (and every error) the reference way
-        data, lines = yamlfast.read(text, MAX_NODES, MAX_DEPTH)
+        data, lines = yamlfast.read(text, max_nodes, MAX_DEPTH)
     except yamlfast.NotPlain:
         pass
     else:
         return Document(file, data, lines)
-    return _reference(text, file)
+    return _reference(text, file, max_nodes)
 
 
-def _reference(text: str, file: str) -> Document:
+def _reference(text: str, file: str, max_nodes: int = MAX_NODES) -> Document:
     """Compose with ruamel.yaml and walk the nodes: what every document reads as, every error worded."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
@@ -260,7 +269,7 @@ def _reference(text: str, file: str) -> Document:
         raise SpecError([Problem(f"YAML error: {e}", file)]) from None
     if node is None:
         return Document(file, {}, {(): 1})
-    walker = _Walker(file, yaml)
+    walker = _Walker(file, yaml, max_nodes)
     try:
         data = walker.walk(node, (), 0)
     except MarkedYAMLError as e:  # a scalar its tag's constructor refuses, e.g. !!int abc

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +40,7 @@ class Target(ABC):
     """Where a backend's resources live: a directory, an HTTP API, a cloud account."""
 
     type: ClassVar[str]
+    STREAMS: ClassVar[bool] = False  # planned one resource at a time with the three methods below (see planner)
 
     @abstractmethod
     def describe(self) -> str:
@@ -59,6 +60,18 @@ class Target(ABC):
 
     @abstractmethod
     def delete(self, live: Resource, *, force: bool = False) -> None: ...
+
+    def present(self) -> Mapping[str, Any]:
+        """Streaming targets: what is here, by key, without reading it (a handle for the two below)."""
+        raise NotImplementedError
+
+    def read_one(self, key: str, where: Any) -> Resource | None:
+        """Streaming targets: the resource at ``where`` (owned or not), or None when it is gone."""
+        raise NotImplementedError
+
+    def holds(self, want: Resource, where: Any) -> bool:
+        """Streaming targets: whether ``where`` holds exactly what writing ``want`` would (unchanged and ours)."""
+        raise NotImplementedError
 
     def finish(self, desired: Sequence[Resource], changed: bool) -> None:  # noqa: B027 - optional hook
         """Called once after apply (e.g. to reload a server and check it loaded ``desired``)."""
@@ -168,6 +181,11 @@ class Backend(ABC):
         if dupes:
             raise AssertionError(f"{self.name} rendered duplicate keys: {dupes}")
         return found
+
+    def stream(self) -> Iterator[Resource]:
+        """The desired resources one at a time, each rendered when asked for, so that a plan against a
+        files target holds one job's resources at once (default: :attr:`desired`, rendered at once)."""
+        yield from self.desired
 
     def target(self) -> Target:
         """The target this backend's config names (the files target by default)."""
