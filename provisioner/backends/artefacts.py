@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +33,28 @@ def dashboards_dir(spec: ResolvedSpec) -> Path:
 
 def expected_dashboards(spec: ResolvedSpec) -> dict[Path, str]:
     """The committed review copy: ``dashboards/<env>/<uid>.json``, one file per dashboard (overview included)."""
+    return dict(iter_dashboards(spec))
+
+
+def iter_dashboards(spec: ResolvedSpec) -> Iterator[tuple[Path, str]]:
+    """:func:`expected_dashboards` one file at a time, each rendered when asked for."""
     root = dashboards_dir(spec)
-    return {root / f"{d.uid}.json": grafana.serialise(d.data) for d in grafana.dashboards(spec)}
+    for d in grafana.iter_dashboards(spec):
+        yield root / f"{d.uid}.json", grafana.serialise(d.data)
 
 
 def expected_tree(spec: ResolvedSpec, out: Path) -> dict[Path, str]:
     """Every backend's artefacts in its files-target layout under ``out/<backend>/``."""
-    files: dict[Path, str] = {}
+    return dict(iter_tree(spec, out))
+
+
+def iter_tree(spec: ResolvedSpec, out: Path) -> Iterator[tuple[Path, str]]:
+    """:func:`expected_tree` one file at a time, each rendered when asked for (memory stays flat)."""
     for name in active(spec):
         root = out / name
         backend = BACKENDS[name](spec, FilesConfig(dir=str(root)))
-        for resource in backend.desired:
-            files[root / backend.filename(resource.key)] = backend.serialise(resource)
-    return files
+        for resource in backend.stream():
+            yield root / backend.filename(resource.key), backend.serialise(resource)
 
 
 def generated_dashboards_on_disk(spec: ResolvedSpec) -> list[Path]:
@@ -69,9 +78,12 @@ class Drift:
     diff: tuple[str, ...] = ()
 
 
-def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Drift]:
+def compare(expected: Iterable[tuple[Path, str]], extra_candidates: list[Path]) -> list[Drift]:
+    """What on disk differs from ``expected`` (``(path, text)`` pairs, read one at a time)."""
     out = []
-    for path, text in sorted(expected.items()):
+    seen: set[Path] = set()
+    for path, text in expected:
+        seen.add(path)
         rel = path.name
         if not path.exists():
             out.append(Drift(path, "missing"))
@@ -82,10 +94,8 @@ def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Dri
                 current.splitlines(), text.splitlines(), f"{rel} (committed)", f"{rel} (rendered)", n=2, lineterm=""
             )
             out.append(Drift(path, "stale", tuple(diff)))
-    for path in extra_candidates:
-        if path not in expected:
-            out.append(Drift(path, "extra"))
-    return out
+    out.sort(key=lambda d: d.path)
+    return out + [Drift(path, "extra") for path in extra_candidates if path not in seen]
 
 
 def render_problems(spec: ResolvedSpec) -> list[Problem]:
