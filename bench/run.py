@@ -59,6 +59,7 @@ app()
 class Sample:
     wall_s: float
     cpu_s: float  # user + system of the child and the children it waited for
+    sys_s: float  # of which system (the kernel: writing files, mostly)
     rss_kib: int  # peak resident set size (ru_maxrss)
     code: int
 
@@ -134,7 +135,7 @@ class Runner:
         if code not in expect:
             tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-12:])
             raise RuntimeError(f"{' '.join(map(str, argv))} exited {code} (expected {list(expect)}); {log}:\n{tail}")
-        return Sample(wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss), code)
+        return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_stime, int(usage.ru_maxrss), code)
 
     def measure(
         self, row: Row, argv: Sequence[str], repeat: int, expect: Sequence[int] = (0,), cwd: Path | None = None
@@ -268,12 +269,13 @@ def _s(value: float) -> str:
 def table(rows: Sequence[Row]) -> list[str]:
     ref = {r.key: r.cpu for r in rows if r.key in ("python", "hello")}
     out = [
-        "| command | n | CPU median (min–max) | × `python -c pass` | × typer hello | wall median | peak RSS | target |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
+        "| command | n | CPU median (min–max) | of which system | × `python -c pass` | × typer hello | wall median "
+        "| peak RSS | target |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         if not r.samples:
-            out.append(f"| {r.label} | 0 | | | | | | ✗ {r.problem.splitlines()[0][:100]} |")
+            out.append(f"| {r.label} | 0 | | | | | | | ✗ {r.problem.splitlines()[0][:100]} |")
             continue
         cpus = [s.cpu_s for s in r.samples]
         spread = f" ({_s(min(cpus))}–{_s(max(cpus))})" if len(cpus) > 1 else ""
@@ -285,7 +287,8 @@ def table(rows: Sequence[Row]) -> list[str]:
             verdict = "✗ " + r.problem.splitlines()[0][:100]
         ratios = [f"{r.cpu / ref[k]:.1f}" if ref.get(k) else "" for k in ("python", "hello")]
         out.append(
-            f"| {r.label} | {len(cpus)} | {_s(r.cpu)}{spread} | {ratios[0]} | {ratios[1]} | {_s(wall)} "
+            f"| {r.label} | {len(cpus)} | {_s(r.cpu)}{spread} | {_s(statistics.median(s.sys_s for s in r.samples))} "
+            f"| {ratios[0]} | {ratios[1]} | {_s(wall)} "
             f"| {r.rss / 1024:.0f} MiB | {verdict} |"
         )
     return out
