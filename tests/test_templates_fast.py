@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provisioner.render.alertmanager import DEFAULT_MESSAGES, MESSAGES
-from provisioner.render.grafana.panels import ABOUT, about_text
-from provisioner.render.grafana.panels import human
+from provisioner.render.grafana.panels import ABOUT, about_text, human
 from provisioner.render.templating import render_data
 from provisioner.spec.loader import environments, load
 from provisioner.spec.resolved import ResolvedJob

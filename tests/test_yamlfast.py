@@ -20,6 +20,7 @@ from tests.helpers import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 from specgen import generate
 
+
 def _utf8(path: Path) -> bool:
     try:
         path.read_bytes().decode("utf-8")
