@@ -44,7 +44,7 @@ golden: ## regenerate golden files (review the diff before committing!)
 	MEMPROV_UPDATE_GOLDEN=1 $(PYTHON) -m pytest -q tests -k golden
 	$(PYTHON) -m provisioner render
 
-bench: ## start-up, render and plan timings for 1,000 jobs x 4 environments
+bench: ## validate, render and plan after apply of 10,000 jobs x 4 environments (CPU time, peak RSS; ~15 min)
 	$(PYTHON) bench/run.py
 
 bench-alerts: ## alert quality: memprov's rules vs a static 85% rule on synthetic incidents (~75 s)

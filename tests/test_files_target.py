@@ -19,7 +19,7 @@ from provisioner.plan.model import Action, Plan
 from provisioner.plan.planner import make_plan
 from provisioner.plan.retry import RetryPolicy
 from provisioner.spec.loader import load
-from tests.helpers import example_repo, targets_of
+from tests.helpers import example_repo, memprov, targets_of
 
 NO_SLEEP = RetryPolicy(sleep=lambda _delay: None)
 RULES = ("clv-daily", "image-embed", "doc-embed", "feature-batch")
@@ -228,3 +228,29 @@ def test_environment_output_dir_and_target_dir(repo: Path) -> None:
     )
     assert (repo / "build" / "staging" / "alertmanager" / "alertmanager.yml").is_file()
     assert not (repo / "out").exists()
+
+
+def test_a_relative_spec_path_writes_next_to_the_spec_once(tmp_path: Path) -> None:
+    """``memprov --spec s/memprov.yaml apply`` run from the spec's parent writes ``s/out/local/``, not
+    ``s/s/out/local/`` (the base directory used to be joined twice), through the real CLI."""
+    repo = example_repo(tmp_path / "s")
+    (repo / "environments" / "staging.yaml").write_text(
+        "output_dir: build/staging\ntargets:\n  prometheus: {type: files, dir: rules/staging}\n"
+    )
+    done = memprov("--spec", "s/memprov.yaml", "apply", "--env", "local", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "files s/out/local/prometheus" in done.stdout
+    assert sorted(p.name for p in (repo / "out" / "local" / "prometheus").iterdir()) == sorted(
+        f"memprov-local-{job}.rules.yaml" for job in RULES
+    )
+    done = memprov("--spec", "s/memprov.yaml", "apply", "--env", "staging", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "files s/rules/staging" in done.stdout and "files s/build/staging/alertmanager" in done.stdout
+    assert (repo / "rules" / "staging" / "memprov-staging-clv-daily.rules.yaml").is_file()
+    assert (repo / "build" / "staging" / "alertmanager" / "alertmanager.yml").is_file()
+    assert not (repo / "s").exists() and not (tmp_path / "out").exists() and not (tmp_path / "rules").exists()
+    # and the re-plan, from another directory with another relative path, is empty
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = memprov("--spec", "../s/memprov.yaml", "plan", "--env", "local", "--detailed-exitcode", cwd=elsewhere)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -109,10 +109,11 @@ def test_multi_megabyte_file_is_refused_before_parsing(tmp_path: Path) -> None:
         load(spec)
     assert time.perf_counter() - start < 1
     assert info.value.render() == (
-        "memprov.yaml: file is 3 MiB, more than the 1 MiB limit; a spec this big is almost certainly a mistake"
+        "memprov.yaml: file is 3 MiB, more than the 1 MiB limit per file; move jobs into jobs/*.yaml files next "
+        "to the spec (each holds jobs: {<id>: ...}), each under the limit"
     )
     result = memprov("validate", cwd=tmp_path)
-    assert result.returncode == 2 and "more than the 1 MiB limit" in result.stderr
+    assert result.returncode == 2 and "more than the 1 MiB limit per file" in result.stderr
 
 
 def test_oversized_text_is_refused_by_loads_too() -> None:

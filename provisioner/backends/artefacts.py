@@ -3,24 +3,26 @@ check ``memprov validate`` makes on everything rendered.
 
 ``expected_*`` functions return ``{path: text}`` without touching the disk; :func:`compare` says
 what on disk differs (stale, missing, or generated files that the spec no longer produces);
-:func:`render_problems` renders every backend and parses every Prometheus rule expression.
+:func:`render_problems` renders what templates the repository overrides and parses every Prometheus rule
+expression.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from provisioner.backends.files import FilesConfig
 from provisioner.backends.registry import BACKENDS, active, configure
 from provisioner.core.errors import Problem, SpecError, dotted
+from provisioner.kinds import ALL as KINDS
 from provisioner.render.grafana import dashboards as grafana
+from provisioner.render.prometheus import rules
 from provisioner.spec.promql_check import parse_problem
-from provisioner.spec.resolved import ResolvedSpec
+from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 DASHBOARDS_DIR = "dashboards"
 
@@ -31,19 +33,28 @@ def dashboards_dir(spec: ResolvedSpec) -> Path:
 
 def expected_dashboards(spec: ResolvedSpec) -> dict[Path, str]:
     """The committed review copy: ``dashboards/<env>/<uid>.json``, one file per dashboard (overview included)."""
+    return dict(iter_dashboards(spec))
+
+
+def iter_dashboards(spec: ResolvedSpec) -> Iterator[tuple[Path, str]]:
+    """:func:`expected_dashboards` one file at a time, each rendered when asked for."""
     root = dashboards_dir(spec)
-    return {root / f"{d.uid}.json": grafana.serialise(d.data) for d in grafana.dashboards(spec)}
+    for d in grafana.iter_dashboards(spec):
+        yield root / f"{d.uid}.json", grafana.serialise(d.data)
 
 
 def expected_tree(spec: ResolvedSpec, out: Path) -> dict[Path, str]:
     """Every backend's artefacts in its files-target layout under ``out/<backend>/``."""
-    files: dict[Path, str] = {}
+    return dict(iter_tree(spec, out))
+
+
+def iter_tree(spec: ResolvedSpec, out: Path) -> Iterator[tuple[Path, str]]:
+    """:func:`expected_tree` one file at a time, each rendered when asked for (memory stays flat)."""
     for name in active(spec):
         root = out / name
         backend = BACKENDS[name](spec, FilesConfig(dir=str(root)))
-        for resource in backend.desired:
-            files[root / backend.filename(resource.key)] = backend.serialise(resource)
-    return files
+        for resource in backend.stream():
+            yield root / backend.filename(resource.key), backend.serialise(resource)
 
 
 def generated_dashboards_on_disk(spec: ResolvedSpec) -> list[Path]:
@@ -67,9 +78,12 @@ class Drift:
     diff: tuple[str, ...] = ()
 
 
-def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Drift]:
+def compare(expected: Iterable[tuple[Path, str]], extra_candidates: list[Path]) -> list[Drift]:
+    """What on disk differs from ``expected`` (``(path, text)`` pairs, read one at a time)."""
     out = []
-    for path, text in sorted(expected.items()):
+    seen: set[Path] = set()
+    for path, text in expected:
+        seen.add(path)
         rel = path.name
         if not path.exists():
             out.append(Drift(path, "missing"))
@@ -80,42 +94,57 @@ def compare(expected: dict[Path, str], extra_candidates: list[Path]) -> list[Dri
                 current.splitlines(), text.splitlines(), f"{rel} (committed)", f"{rel} (rendered)", n=2, lineterm=""
             )
             out.append(Drift(path, "stale", tuple(diff)))
-    for path in extra_candidates:
-        if path not in expected:
-            out.append(Drift(path, "extra"))
-    return out
-
-
-def _rule_exprs(body: Any) -> Iterator[tuple[str, str]]:
-    for rule in body.get("rules", []) if isinstance(body, dict) else []:
-        if isinstance(rule, dict) and isinstance(rule.get("expr"), str):
-            yield rule.get("alert") or rule.get("record") or "?", rule["expr"]
+    out.sort(key=lambda d: d.path)
+    return out + [Drift(path, "extra") for path in extra_candidates if path not in seen]
 
 
 def render_problems(spec: ResolvedSpec) -> list[Problem]:
-    """Render every backend of ``spec`` (templates included) and parse every Prometheus rule expression.
+    """What rendering ``spec`` would refuse: the repository's templates, and every Prometheus rule expression.
 
-    Template errors come back as their own located problems; a rule expression that does not
-    parse is blamed on the job it belongs to.
+    Only templates can make a renderer refuse its input, so a backend is rendered here when the
+    repository overrides one of its templates (``templates/<backend>/``); the shipped defaults are
+    data (:func:`provisioner.render.templating.overridden`). Every Prometheus rule expression is
+    parsed (:func:`expressions`: the rules without their texts, which are most of the rendering's
+    cost); one that does not parse is blamed on its job.
     """
     problems: list[Problem] = []
     configs = configure(spec)
+    overrides = spec.base_dir / "templates"
     for name in active(spec):
-        backend = BACKENDS[name](spec, configs.get(name))
+        if not _overrides(overrides / name):
+            continue
         try:
-            desired = backend.desired
+            BACKENDS[name](spec, configs.get(name)).render()  # templates fail here
         except SpecError as e:
             problems += [p for p in e.problems if p not in problems]
-            continue
-        if name != "prometheus":
-            continue
-        for resource in desired:
-            for rule, expr in _rule_exprs(resource.body):
-                why = parse_problem(expr)
-                if why:
-                    message = f"the rendered rule {rule} is not valid PromQL ({why}); check the job's selector"
-                    problems.append(_at(spec, ("jobs", resource.job or ""), message))
+    for job in spec.jobs_using("prometheus"):
+        for rule, expr in expressions(spec, job):
+            why = parse_problem(expr)
+            if why:
+                message = f"the rendered rule {rule} is not valid PromQL ({why}); check the job's selector"
+                problems.append(_at(spec, ("jobs", job.id), message))
     return problems
+
+
+def expressions(spec: ResolvedSpec, job: ResolvedJob) -> Iterator[tuple[str, str]]:
+    """(rule name, expression) of every rule the prometheus backend renders for ``job``, built as
+    :func:`provisioner.render.prometheus.rules.rule_group` builds them, without labels and texts
+    (tests/test_validate_fast.py holds the two equal)."""
+    ctx = rules.context(spec, job)
+    for record in rules.recordings(ctx, job):
+        yield record["record"], record["expr"]
+    for kind in KINDS:
+        params = kind.of(job)
+        if params.enabled:
+            for record in kind.recordings(ctx, params):
+                yield record.get("record") or "?", record["expr"]
+            for alert in kind.alerts(ctx, params):
+                yield alert.name, alert.expr
+
+
+def _overrides(directory: Path) -> bool:
+    """Whether the repository holds templates for a backend (any file under ``templates/<backend>/``)."""
+    return directory.is_dir() and any(p.is_file() for p in directory.rglob("*"))
 
 
 def _at(spec: ResolvedSpec, path: tuple[str | int, ...], message: str) -> Problem:

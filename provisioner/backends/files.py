@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from provisioner.core.errors import OperationError, SpecError
-from provisioner.core.yamlio import dumps, loads
+from provisioner.core.yamlio import OUTPUT_MAX_BYTES, OUTPUT_MAX_NODES, dumps, loads
 from provisioner.plan.contract import Backend, Target, TargetConfig, TargetType
 from provisioner.plan.model import Resource
 from provisioner.spec.resolved import ResolvedSpec
@@ -148,28 +148,54 @@ class FilesTarget(Target):
         return directory_lock(self.root, self.display)
 
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:
-        codec = self.codec
-        if not self.root.is_dir():
-            return []
-        out = []
         wanted = {r.key for r in desired}
-        for path in sorted(self.root.glob(codec.FILE_GLOB)):
-            rel = path.relative_to(self.root).as_posix()
-            key = codec.key_for_path(rel)
-            if key is None or not path.is_file():
-                continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise OperationError(f"{path}: cannot read ({e}); fix or remove the file") from e
-            try:
-                body, owned = codec.parse(key, text)
-            except ValueError:
-                # unreadable: ours only if it still carries our marker, for this environment and spec
-                body, owned = {"unreadable": text[:200]}, codec.owns_text(text)
-            if owned or key in wanted:
-                out.append(Resource(kind=codec.kind_of(key), key=key, body=body, owned=owned, title=rel))
+        out = []
+        for key, path in self.present().items():
+            found = self.read_one(key, path)
+            if found is not None and (found.owned or key in wanted):
+                out.append(found)
         return out
+
+    # --- streaming (see provisioner.plan.planner): one file at a time -------------------------------
+    STREAMS: ClassVar[bool] = True
+
+    def present(self) -> dict[str, Path]:
+        """The files here that the backend recognises, by resource key, without reading them."""
+        if not self.root.is_dir():
+            return {}
+        codec = self.codec
+        out = {}
+        for path in sorted(self.root.glob(codec.FILE_GLOB)):
+            key = codec.key_for_path(path.relative_to(self.root).as_posix())
+            if key is not None and path.is_file():
+                out[key] = path
+        return out
+
+    def _text(self, path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            raise OperationError(f"{path}: cannot read ({e}); fix or remove the file") from e
+
+    def read_one(self, key: str, path: Any) -> Resource | None:
+        """The resource in one file (owned or not), or None when it is gone."""
+        text = self._text(path)
+        if text is None:
+            return None
+        try:
+            body, owned = self.codec.parse(key, text)
+        except ValueError:
+            # unreadable: ours only if it still carries our marker, for this environment and spec
+            body, owned = {"unreadable": text[:200]}, self.codec.owns_text(text)
+        rel = path.relative_to(self.root).as_posix()
+        return Resource(kind=self.codec.kind_of(key), key=key, body=body, owned=owned, title=rel)
+
+    def holds(self, want: Resource, path: Any) -> bool:
+        """Whether the file holds exactly what writing ``want`` would write (then it is unchanged and ours)."""
+        text = self._text(path)
+        return text is not None and text == self.codec.serialise(want)
 
     def path(self, key: str) -> Path:
         return self.root / self.codec.filename(key)
@@ -248,7 +274,7 @@ class YamlFiles:
 
     def parse(self, key: str, text: str) -> tuple[Any, bool]:
         try:
-            body = loads(text, key).data
+            body = loads(text, key, max_bytes=OUTPUT_MAX_BYTES, max_nodes=OUTPUT_MAX_NODES).data
         except SpecError as e:
             raise ValueError(str(e)) from None
         return body, yaml_owned(text, self.spec.env, self.spec.name)

@@ -12,6 +12,7 @@ in words (which panels, queries and thresholds changed) by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -61,17 +62,28 @@ class GrafanaBackend(YamlFiles, Backend):
 
     def render(self) -> list[Resource]:
         out = [Resource("dashboard", d.uid, d.data, job=d.job, title=d.title) for d in render.dashboards(self.spec)]
-        if out and (self.config is None or isinstance(self.config, FilesConfig)):
-            path = self.config.dashboards_path if isinstance(self.config, GrafanaFilesConfig) else DASHBOARDS_PATH
-            out.append(
-                Resource(
-                    "dashboard-provider",
-                    f"{PROVIDER}memprov-{self.spec.env}",
-                    self._provider(path.replace("{env}", self.spec.env)),
-                    title="Grafana dashboard provider",
-                )
+        return out + self._providers(bool(out))
+
+    def stream(self) -> Iterator[Resource]:
+        """One dashboard at a time (a files target's plan holds one at once)."""
+        some = False
+        for d in render.iter_dashboards(self.spec):
+            some = True
+            yield Resource("dashboard", d.uid, d.data, job=d.job, title=d.title)
+        yield from self._providers(some)
+
+    def _providers(self, dashboards: bool) -> list[Resource]:
+        if not dashboards or not (self.config is None or isinstance(self.config, FilesConfig)):
+            return []
+        path = self.config.dashboards_path if isinstance(self.config, GrafanaFilesConfig) else DASHBOARDS_PATH
+        return [
+            Resource(
+                "dashboard-provider",
+                f"{PROVIDER}memprov-{self.spec.env}",
+                self._provider(path.replace("{env}", self.spec.env)),
+                title="Grafana dashboard provider",
             )
-        return out
+        ]
 
     def normalise(self, body: Any) -> Any:
         """Dashboards migrated to Grafana's latest schema (as Grafana 12 returns them) and without the fields

@@ -37,6 +37,7 @@ class GuardedFiles(FilesTarget):
     """A files target that refuses to overwrite or delete a file edited since the plan (see the module)."""
 
     DETECTS_EDITS: ClassVar[bool] = True
+    STREAMS: ClassVar[bool] = False  # the handle of each file the plan read is what refuses an edit since
     NOUN: ClassVar[str] = "file"
 
     def read_live(self, desired: Sequence[Resource]) -> list[Resource]:

@@ -8,6 +8,7 @@ everywhere. See :mod:`provisioner.backends.prometheus_targets` for the targets.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from provisioner.backends.files import FILES, YamlFiles, target_dir
@@ -58,16 +59,12 @@ class PrometheusBackend(YamlFiles, Backend):
     resource_kind = "rule-group"
 
     def render(self) -> list[Resource]:
-        return [
-            Resource(
-                self.resource_kind,
-                render.group_name(self.spec, job),
-                render.rule_group(self.spec, job),
-                job=job.id,
-                title=job.name,
-            )
-            for job in self.spec.jobs_using(self.name)
-        ]
+        return list(self.stream())
+
+    def stream(self) -> Iterator[Resource]:
+        for job in self.spec.jobs_using(self.name):
+            body = render.rule_group(self.spec, job)
+            yield Resource(self.resource_kind, render.group_name(self.spec, job), body, job=job.id, title=job.name)
 
     def support(self) -> list[JobSupport]:
         """Every enabled kind is native (PromQL is memprov's reference), unless a job has no series for it."""

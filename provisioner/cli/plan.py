@@ -55,12 +55,13 @@ def build_plan(
     """The plan of one environment, and the targets it was made against (what apply needs); with
     ``locks``, every target is locked into it before the plan is made; ``strict`` refuses (exit 2,
     before anything live is read) the alert kinds a backend approximates or cannot express."""
-    from provisioner.cli.common import backends, inexact
+    from provisioner.cli.common import backends, inexact, settle
     from provisioner.core.errors import SpecError
     from provisioner.plan.planner import make_plan
     from provisioner.spec.loader import load
 
     resolved = load(spec, env)
+    settle()
     bindings = backends(resolved, only)
     if strict and (problems := inexact(resolved, bindings)):
         raise SpecError(problems)

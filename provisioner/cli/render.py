@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -40,23 +41,24 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
     console = Console(color=color)
     drifts: list[artefacts.Drift] = []
     written = 0
-    for r in resolved:
+    for r in resolved:  # one file at a time: rendered, compared or written, let go
         if out is not None:
-            expected = artefacts.expected_tree(r, out)
+            expected = artefacts.iter_tree(r, out)
             extra: list[Path] = []
         else:
-            expected = artefacts.expected_dashboards(r)
+            expected = artefacts.iter_dashboards(r)
             extra = artefacts.generated_dashboards_on_disk(r)
         if check:
             drifts += artefacts.compare(expected, extra)
             continue
-        written += _write_changed(expected)
+        seen: set[Path] = set()
+        written += _write_changed(expected, seen)
         for path in extra:
-            if path not in expected:
+            if path not in seen:
                 path.unlink()
                 console.line(f"removed {path} (no longer in the spec)", "yellow")
         where = out if out is not None else artefacts.dashboards_dir(r)
-        console.line(f"{r.env}: {len(expected)} files in {display(where)}", "green")
+        console.line(f"{r.env}: {len(seen)} files in {display(where)}", "green")
     if not check:
         console.line(f"{written} file(s) written." if written else "Everything was already up to date.", "dim")
         return EXIT_OK
@@ -79,8 +81,8 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
     return EXIT_FAILED
 
 
-def _write_changed(files: dict[Path, str]) -> int:
-    """Write the files whose content differs, atomically; how many were written.
+def _write_changed(files: Iterable[tuple[Path, str]], seen: set[Path]) -> int:
+    """Write the files whose content differs, atomically, as they come; how many were written (``seen``: every path).
 
     Rendered files are regenerated at will, so they are not fsynced (``apply`` fsyncs what it writes
     to a files target): readers never see a torn file, and a crash at worst calls for another
@@ -90,7 +92,8 @@ def _write_changed(files: dict[Path, str]) -> int:
     from provisioner.backends.files import atomic_write
 
     written = 0
-    for path, text in files.items():
+    for path, text in files:
+        seen.add(path)
         if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
             continue
         atomic_write(path, text, durable=False)

@@ -1,7 +1,8 @@
 """``memprov validate``: load and render every environment; silence means nothing to say but the summary.
 
-Rendering is part of validation: templates fail here, and every Prometheus rule expression is parsed
-(:func:`provisioner.backends.artefacts.render_problems`), so that nothing fails later in plan, apply or promtool.
+Rendering is part of validation: the repository's templates fail here, and every Prometheus rule expression
+is parsed (:func:`provisioner.backends.artefacts.render_problems`), so that nothing fails later in plan, apply or
+promtool.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def run(*, spec: Path, color: bool | None, env: str | None) -> int:
 
     resolved = load_all(spec, env)
     problems: list[Problem] = []
-    for r in resolved:  # render everything, as plan and apply will: templates, every rule expression
+    for r in resolved:  # render as plan and apply will: the repository's templates, every rule expression
         problems += [p for p in render_problems(r) if p not in problems]
     if problems:
         raise SpecError(problems)

@@ -7,6 +7,7 @@ durations follow Prometheus (``30s``, ``5m``, ``1h``, ``1w``, ``1h30m``). Parser
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -103,6 +104,7 @@ def parse_duration(value: object) -> float:
     return total
 
 
+@functools.lru_cache(maxsize=4096)  # rules write the same few durations hundreds of thousands of times
 def format_duration(seconds: float) -> str:
     """Prometheus duration from seconds: 90 -> '1m30s', 3600 -> '1h', 604800 -> '1w'."""
     if seconds <= 0:

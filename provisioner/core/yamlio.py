@@ -2,13 +2,15 @@
 
 Loading composes the document with ruamel.yaml (libyaml parser when available) and builds plain
 Python data ourselves, recording the line of every key so that validation errors can point at
-``file:line``. The walk refuses what would hurt: files over ``MAX_BYTES``, alias expansion past
-``MAX_NODES`` (a "billion laughs" document), nesting deeper than ``MAX_DEPTH``, duplicate keys,
-and non-string keys. Dumping is deterministic (sorted keys where asked, block style, no aliases).
+``file:line`` (plain documents are read to the same data and lines, faster, by :mod:`.yamlfast`).
+The walk refuses what would hurt: files over ``MAX_BYTES``, alias expansion past ``MAX_NODES``
+(a "billion laughs" document), nesting deeper than ``MAX_DEPTH``, duplicate keys, and non-string
+keys. Dumping is deterministic (sorted keys where asked, block style, no aliases).
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import io
 import re
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisioner.core import yamlfast
 from provisioner.core.errors import Problem, SpecError, dotted
 
 _CORE = "tag:yaml.org,2002:"
@@ -24,6 +27,7 @@ MAPPING_TAG, SEQUENCE_TAG, MERGE_TAG, TIMESTAMP_TAG = (f"{_CORE}{t}" for t in ("
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 40
+SPLIT_HINT = "move jobs into jobs/*.yaml files next to the spec (each holds jobs: {<id>: ...}), each under the limit"
 
 Loc = tuple[str | int, ...]
 
@@ -87,12 +91,13 @@ _STR_TAG = f"{_CORE}str"
 
 
 class _Walker:
-    def __init__(self, file: str, yaml: Any) -> None:
+    def __init__(self, file: str, yaml: Any, max_nodes: int = MAX_NODES) -> None:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self.file = file
         self.lines: dict[Loc, int] = {}
         self.nodes = 0
+        self.max_nodes = max_nodes
         self.constructor = yaml.constructor
         self.kinds = (ScalarNode, SequenceNode, MappingNode)
 
@@ -103,12 +108,12 @@ class _Walker:
         scalar_node, sequence_node, mapping_node = self.kinds
         self.nodes += 1
         line = node.start_mark.line + 1
-        if self.nodes > MAX_NODES:
+        if self.nodes > self.max_nodes:
             raise self.fail(
                 line,
                 path[:2],
-                f"document expands to more than {MAX_NODES} values (alias bomb?); "
-                "simplify the anchors/aliases or split the spec",
+                f"document expands to more than {self.max_nodes} values (alias bomb?); "
+                f"simplify the anchors/aliases or {SPLIT_HINT}",
             )
         if depth > MAX_DEPTH:
             raise self.fail(line, path, f"nesting deeper than {MAX_DEPTH} levels; flatten the document")
@@ -206,17 +211,21 @@ def _too_deep(text: str) -> int | None:
     return None
 
 
-def loads(text: str, file: str) -> Document:
-    """Parse YAML text into a :class:`Document`; every failure is a located :class:`SpecError`."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-    from ruamel.yaml.reader import ReaderError
+OUTPUT_MAX_BYTES = 256 * 1024 * 1024  # files memprov wrote (an alertmanager.yml of 10,000 jobs is 5 MiB)
+OUTPUT_MAX_NODES = 50_000_000
 
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+
+def loads(text: str, file: str, *, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> Document:
+    """Parse YAML text into a :class:`Document`; every failure is a located :class:`SpecError`.
+
+    The limits are the spec's; files memprov wrote itself are read with :data:`OUTPUT_MAX_BYTES`
+    and :data:`OUTPUT_MAX_NODES` (they grow with the number of jobs, a spec file does not).
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise SpecError(
             [
                 Problem(
-                    f"file is larger than {_mib(MAX_BYTES)}; a spec this big is almost certainly a mistake "
-                    "(split jobs across files or generate less)",
+                    f"file is larger than {_mib(max_bytes)}, the limit per file; {SPLIT_HINT}",
                     file,
                 )
             ]
@@ -224,6 +233,20 @@ def loads(text: str, file: str) -> Document:
     deep = _too_deep(text)
     if deep is not None:  # before the parser: its C code recurses per level and would crash the process
         raise SpecError([Problem(f"nesting deeper than {MAX_DEPTH} levels; flatten the document", file, deep)])
+    try:  # plain YAML straight from libyaml's events; anything else (and every error) the reference way
+        data, lines = yamlfast.read(text, max_nodes, MAX_DEPTH)
+    except yamlfast.NotPlain:
+        pass
+    else:
+        return Document(file, data, lines)
+    return _reference(text, file, max_nodes)
+
+
+def _reference(text: str, file: str, max_nodes: int = MAX_NODES) -> Document:
+    """Compose with ruamel.yaml and walk the nodes: what every document reads as, every error worded."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
+
     yaml = _yaml()
     try:
         node = yaml.compose(io.StringIO(text))
@@ -247,7 +270,7 @@ def loads(text: str, file: str) -> Document:
         raise SpecError([Problem(f"YAML error: {e}", file)]) from None
     if node is None:
         return Document(file, {}, {(): 1})
-    walker = _Walker(file, yaml)
+    walker = _Walker(file, yaml, max_nodes)
     try:
         data = walker.walk(node, (), 0)
     except MarkedYAMLError as e:  # a scalar its tag's constructor refuses, e.g. !!int abc
@@ -275,8 +298,7 @@ def load_file(path: Path, display: str | None = None) -> Document:
         raise SpecError(
             [
                 Problem(
-                    f"file is {_mib(size)}, more than the {_mib(MAX_BYTES)} limit; "
-                    "a spec this big is almost certainly a mistake",
+                    f"file is {_mib(size)}, more than the {_mib(MAX_BYTES)} limit per file; {SPLIT_HINT}",
                     name,
                 )
             ]
@@ -436,19 +458,26 @@ def _build_fast_dumper() -> Any:
         return node(data)
 
     def dump(data: Any) -> str | None:
+        # The node tree has no cycles and lives only for this call; a big one (the alertmanager.yml of
+        # 10,000 jobs: 380,000 nodes) would otherwise set off collections that walk the whole heap.
+        enabled = gc.isenabled()
+        gc.disable()
         try:
             tree = node(data)
+            buf = io.StringIO()
+            emitter = Emitter(buf)
+            try:
+                emitter.open()
+                emitter.serialize(tree)
+                emitter.close()
+            finally:
+                emitter.dispose()
+            return buf.getvalue()
         except _NotFast:
             return None
-        buf = io.StringIO()
-        emitter = Emitter(buf)
-        try:
-            emitter.open()
-            emitter.serialize(tree)
-            emitter.close()
         finally:
-            emitter.dispose()
-        return buf.getvalue()
+            if enabled:
+                gc.enable()
 
     return dump
 

@@ -13,7 +13,8 @@ else afterwards. Planning (:mod:`provisioner.plan.planner`) and applying
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,7 @@ class Target(ABC):
     DETECTS_EDITS: ClassVar[bool] = False
     """Capability: an update or delete refuses a resource edited since the plan (unless ``--force``).
     Without it, the last writer wins: apply overwrites an edit made between plan and apply."""
+    STREAMS: ClassVar[bool] = False  # planned one resource at a time with the three methods below (see planner)
 
     @abstractmethod
     def describe(self) -> str:
@@ -63,6 +65,18 @@ class Target(ABC):
 
     @abstractmethod
     def delete(self, live: Resource, *, force: bool = False) -> None: ...
+
+    def present(self) -> Mapping[str, Any]:
+        """Streaming targets: what is here, by key, without reading it (a handle for the two below)."""
+        raise NotImplementedError
+
+    def read_one(self, key: str, where: Any) -> Resource | None:
+        """Streaming targets: the resource at ``where`` (owned or not), or None when it is gone."""
+        raise NotImplementedError
+
+    def holds(self, want: Resource, where: Any) -> bool:
+        """Streaming targets: whether ``where`` holds exactly what writing ``want`` would (unchanged and ours)."""
+        raise NotImplementedError
 
     def finish(self, desired: Sequence[Resource], changed: bool) -> None:  # noqa: B027 - optional hook
         """Called once after apply (e.g. to reload a server and check it loaded ``desired``)."""
@@ -170,11 +184,15 @@ class Backend(ABC):
     @cached_property
     def desired(self) -> list[Resource]:
         found = self.render()
-        keys = [r.key for r in found]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        dupes = sorted(k for k, n in Counter(r.key for r in found).items() if n > 1)
         if dupes:
             raise AssertionError(f"{self.name} rendered duplicate keys: {dupes}")
         return found
+
+    def stream(self) -> Iterator[Resource]:
+        """The desired resources one at a time, each rendered when asked for, so that a plan against a
+        files target holds one job's resources at once (default: :attr:`desired`, rendered at once)."""
+        yield from self.desired
 
     def target(self) -> Target:
         """The target this backend's config names (the files target by default)."""

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from provisioner.core.errors import UsageError
+from provisioner.core.yamlio import MAX_BYTES
 from provisioner.render.templating import PACKAGE_TEMPLATES, REPO_TEMPLATES
 
 PACKAGE_EXAMPLE = Path(__file__).resolve().parent.parent / "_example"
@@ -45,6 +46,29 @@ Prometheus and Alertmanager templating passes through unchanged.
 Default templates: {names}
 """
 
+JOBS_README = """\
+# More jobs
+
+memprov reads every `jobs/*.yaml` here as part of `memprov.yaml`: each file holds `jobs:` with
+job ids as keys, written exactly as under `jobs:` in `memprov.yaml`, e.g. `jobs/vision.yaml`:
+
+```yaml
+jobs:
+  image-caption:
+    owner: vision
+    model: {{name: vit-b16, version: "3.0"}}
+    selector: {{namespace: batch, container: captioner}}
+    memory: {{limit: 16Gi}}
+```
+
+Split the jobs by team (one file per team keeps reviews small and owners clear) or by size: each
+file may hold at most {limit} (about 2,500 jobs written one per line), so a spec of 10,000 jobs is
+ten files of 1,000. A job id may be defined only once across `memprov.yaml` and these files;
+errors name the file and line. Environment overlays (`environments/<env>.yaml`) change these jobs
+like any other. To read other files instead, list globs under `include:` in `memprov.yaml`
+(`include: [jobs/*.yaml, teams/*/jobs.yaml]`); globs are relative to `memprov.yaml`.
+"""
+
 
 def example_root() -> Path:
     return PACKAGE_EXAMPLE if (PACKAGE_EXAMPLE / "memprov.yaml").exists() else REPO_ROOT
@@ -72,6 +96,7 @@ def scaffold(directory: Path, force: bool = False) -> list[Path]:
         written.append(dest)
     extras = {
         directory / "templates" / "README.md": TEMPLATES_README.format(names=", ".join(template_names())),
+        directory / "jobs" / "README.md": JOBS_README.format(limit=f"{MAX_BYTES // 2**20} MiB"),
         directory / "memprov.mk": MAKEFILE_SNIPPET,
         directory / ".gitignore": "out/\n",
     }

@@ -7,6 +7,9 @@ Templates get plain data only and run in a separate, limited process (:mod:`.san
 template that fails is a :class:`SpecError` naming the template file and line.
 Lookup order: ``templates/`` next to the spec (the user's override), then the templates
 shipped inside the package, then the repository's ``templates/`` (development checkouts).
+Where no override exists, callers use the data the shipped template renders, built in Python
+(:func:`overridden` says which): the sandbox then never starts, and tests prove that each
+shipped template still renders exactly that data.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def _shown(file: str, override: Path | None) -> str:
             except ValueError:
                 continue
     return file
+
+
+def overridden(name: str, override_dir: Path | None) -> bool:
+    """Whether the repository overrides template ``name`` (``templates/<name>`` next to the spec)."""
+    return override_dir is not None and (override_dir / name).is_file()
 
 
 def render_data(

@@ -24,6 +24,7 @@ from provisioner.run import guard as guards
 from provisioner.run import profile as prof
 from provisioner.run import wrapper
 from provisioner.run.metrics import Listener, Pushgateway, Sink, Textfile
+from provisioner.spec import includes
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,126}$")
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
@@ -194,18 +195,38 @@ def check_job(spec: Path, job: str) -> None:
     except (OSError, UnicodeDecodeError) as e:
         _warn(f"{spec}: cannot read it ({e}); --job {job} is not checked")
         return
-    ids = spec_job_ids(text)
-    if ids is None:  # not plain block style: the YAML parser settles it
-        try:
-            data = yamlio.load_file(spec).data
-        except SpecError as e:
-            _warn(f"{spec} does not parse ({e.problems[0].message if e.problems else e}); --job {job} is not checked")
-            return
-        jobs = data.get("jobs") if isinstance(data, dict) else None
-        ids = [str(k) for k in jobs] if isinstance(jobs, dict) else []
+    try:
+        ids = _job_ids(spec, text)
+        if _INCLUDE.search(text):  # include: globs
+            paths, problems = includes.files(yamlio.loads(text, str(spec)), spec)
+            if problems:
+                raise SpecError(problems)
+        else:  # the default jobs/*.yaml
+            paths = sorted(p for p in spec.parent.glob("jobs/*.yaml") if p.is_file())
+        for path in paths:
+            ids += _job_ids(path, path.read_text(encoding="utf-8"))
+    except SpecError as e:
+        _warn(f"{spec} does not parse ({e.problems[0].message if e.problems else e}); --job {job} is not checked")
+        return
+    except (OSError, UnicodeDecodeError) as e:
+        _warn(f"{spec}: cannot read its jobs files ({e}); --job {job} is not checked")
+        return
     if job not in ids:
         listed = ", ".join(sorted(ids)) or "none"
         raise UsageError(f"--job {job}: {spec} has no such job; its jobs: {listed}")
+
+
+_INCLUDE = re.compile(r"^include\s*:", re.MULTILINE)
+
+
+def _job_ids(path: Path, text: str) -> list[str]:
+    """The ids under ``jobs:`` of a spec or a jobs file: read line by line, else by the YAML parser."""
+    ids = spec_job_ids(text)
+    if ids is None:  # not plain block style: the YAML parser settles it
+        data = yamlio.loads(text, str(path)).data
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        ids = [str(k) for k in jobs] if isinstance(jobs, dict) else []
+    return ids
 
 
 def _profile(text: str, command: list[str]) -> prof.Profile:

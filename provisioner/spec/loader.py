@@ -7,23 +7,26 @@ every problem as ``file:line: key.path: message`` in a single :class:`SpecError`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from provisioner.core.errors import Problem, SpecError, UsageError, describe, did_you_mean, dotted
-from provisioner.core.yamlio import Document, load_file
+from provisioner.core.yamlio import MAX_BYTES, Document, load_file
+from provisioner.spec import includes
 from provisioner.spec.environment import ENV_NAME_PATTERN, OVERLAY_KEYS, PATTERN_HELP, SPEC_ONLY_KEYS, Environment
 from provisioner.spec.merge import Loc, Merger, Where, field_names, field_type, union_tags
-from provisioner.spec.model import Spec
+from provisioner.spec.model import Job, Spec
 from provisioner.spec.resolve import resolve
 from provisioner.spec.resolved import ResolvedSpec, TargetBlocks
 
 DEFAULT_ENV = "local"
+_JOBS_ADAPTER: TypeAdapter[dict[str, Job]] = TypeAdapter(dict[str, Job])
 
 
 def _display(path: Path, base: Path) -> str:
@@ -57,9 +60,33 @@ def _strings(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str, bool]]:
         yield loc, data, False
 
 
+_DOCS: dict[tuple[str, str], tuple[bytes, Document]] = {}
+_DOCS_MAX = 64
+
+
 def _read(path: Path, display: str) -> Document:
-    """Read one input file; its text may not hide control characters behind escapes (``"\\x07"``)."""
-    doc = load_file(path, display)
+    """Read one input file; its text may not hide control characters behind escapes (``"\\x07"``).
+
+    A file read before by this process with the same bytes is not parsed again (``memprov validate``
+    loads the spec and its jobs files once per environment): the document is shared, never mutated.
+    """
+    key = (str(path.resolve()), display)
+    raw = None
+    with contextlib.suppress(OSError):
+        if path.stat().st_size <= MAX_BYTES:
+            raw = path.read_bytes()
+    cached = _DOCS.get(key)
+    if raw is not None and cached is not None and cached[0] == raw:
+        return cached[1]
+    doc = _check(load_file(path, display))
+    if raw is not None:
+        if len(_DOCS) >= _DOCS_MAX:
+            _DOCS.clear()
+        _DOCS[key] = (raw, doc)
+    return doc
+
+
+def _check(doc: Document) -> Document:
     problems = [
         Problem(
             f"contains the control character U+{ord(m.group()):04X}; remove it", doc.file, doc.line_of(loc), dotted(loc)
@@ -188,6 +215,39 @@ def _validate(
         return None, problems
 
 
+_JOBS: dict[int, tuple[Any, Job]] = {}  # id(raw job data) -> (that data, kept alive; its validated Job)
+_JOBS_MAX = 100_000
+
+
+def _validate_spec(data: dict[str, Any], where: dict[Loc, Where], fallback: str) -> tuple[Any, list[Problem]]:
+    """:func:`_validate` of the whole spec, where the jobs validated before (the same data: a file read
+    once, untouched by this environment's overlay) are not validated again. Any problem: the whole
+    spec is validated as usual, so that every message is the same."""
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict):
+        return _validate(Spec, data, where, fallback)
+    models: dict[str, Any] = {}
+    fresh: dict[str, Any] = {}
+    for job_id, raw in jobs.items():
+        hit = _JOBS.get(id(raw))
+        if hit is not None and hit[0] is raw:
+            models[job_id] = hit[1]
+        else:
+            fresh[job_id] = raw
+    if fresh:
+        try:
+            validated = _JOBS_ADAPTER.validate_python(fresh)
+        except ValidationError:
+            return _validate(Spec, data, where, fallback)
+        if len(_JOBS) + len(fresh) > _JOBS_MAX:
+            _JOBS.clear()
+        for job_id, model in validated.items():
+            _JOBS[id(fresh[job_id])] = (fresh[job_id], model)
+            models[job_id] = model
+    spec, problems = _validate(Spec, {**data, "jobs": {job_id: models[job_id] for job_id in jobs}}, where, fallback)
+    return (spec, problems) if not problems else _validate(Spec, data, where, fallback)
+
+
 def _locate(path: Loc, msg: str, where: dict[Loc, Where], fallback: str) -> Problem:
     for n in range(len(path), -1, -1):
         if path[:n] in where:
@@ -228,10 +288,12 @@ def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> 
                 )
             ]
         )
-    sources = [spec_doc.file]
-    merger = Merger(_where(spec_doc))
-    data: dict[str, Any] = spec_doc.data
-    problems: list[Problem] = []
+    job_docs, problems = includes.read_all(spec_doc, spec_file, _read)
+    joined = includes.merge(spec_doc, _where(spec_doc), job_docs)
+    problems += joined.problems
+    sources = [spec_doc.file, *joined.files]
+    merger = Merger(joined.where)
+    data: dict[str, Any] = joined.data
 
     baseline_file = base_dir / "baselines" / f"{env}.yaml"
     if baselines and baseline_file.exists():
@@ -264,7 +326,7 @@ def load(spec_file: Path, env: str = DEFAULT_ENV, *, baselines: bool = True) -> 
     problems += merger.problems
     if problems:
         raise SpecError(problems)
-    spec, vprobs = _validate(Spec, data, merger.where, spec_doc.file)
+    spec, vprobs = _validate_spec(data, merger.where, spec_doc.file)
     if vprobs:
         raise SpecError(vprobs)
     resolved, rprobs = resolve(spec, env, environment, spec_file, tuple(sources))

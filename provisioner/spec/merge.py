@@ -98,16 +98,30 @@ def field_names(tp: Any) -> list[str]:
     return list(_model_fields(core) or {})
 
 
+def _below(index: dict[Loc, set[Loc]], path: Loc) -> list[Loc]:
+    """The locations at or below ``path`` in an index of locations by their first two parts."""
+    if len(path) >= 2:
+        return [loc for loc in index.get(path[:2], ()) if loc[: len(path)] == path]
+    return [loc for key, locs in index.items() if key[: len(path)] == path for loc in locs]
+
+
+def _bucketed(locs: typing.Iterable[Loc]) -> dict[Loc, set[Loc]]:
+    index: dict[Loc, set[Loc]] = {}
+    for loc in locs:
+        index.setdefault(loc[:2], set()).add(loc)
+    return index
+
+
 class Merger:
     """Merges overlay data into base data, keeping the location of every value."""
 
     def __init__(self, base_where: dict[Loc, Where]) -> None:
-        self.where: dict[Loc, Where] = {}
+        self.where: dict[Loc, Where] = dict(base_where)
         self.problems: list[Problem] = []
-        self._under: dict[Loc, set[Loc]] = {}  # every prefix -> the locations below it (replace is per subtree)
-        self._over: dict[int, tuple[dict[Loc, Where], dict[Loc, list[Loc]]]] = {}
-        for loc, where in base_where.items():
-            self._set(loc, where)
+        # the locations by their first two parts (a job: jobs.<id>), so that replacing a subtree looks
+        # at that job's few locations only
+        self._under: dict[Loc, set[Loc]] = _bucketed(base_where)
+        self._over: dict[int, tuple[dict[Loc, Where], dict[Loc, set[Loc]]]] = {}
 
     def merge(self, tp: Any, base: Any, over: Any, over_where: dict[Loc, Where], path: Loc = ()) -> Any:
         core, rule = _unwrap(tp)
@@ -165,25 +179,16 @@ class Merger:
 
     def _replace(self, path: Loc, over_where: dict[Loc, Where]) -> None:
         """The locations below ``path`` now come from the overlay."""
-        for loc in list(self._under.get(path, ())):
+        for loc in _below(self._under, path):
             del self.where[loc]
-            for n in range(len(loc) + 1):
-                self._under[loc[:n]].discard(loc)
-        for loc in self._index(over_where).get(path, ()):
-            self._set(loc, over_where[loc])
+            self._under[loc[:2]].discard(loc)
+        for loc in _below(self._index(over_where), path):
+            self.where[loc] = over_where[loc]
+            self._under.setdefault(loc[:2], set()).add(loc)
 
-    def _set(self, loc: Loc, where: Where) -> None:
-        self.where[loc] = where
-        for n in range(len(loc) + 1):
-            self._under.setdefault(loc[:n], set()).add(loc)
-
-    def _index(self, over_where: dict[Loc, Where]) -> dict[Loc, list[Loc]]:
-        """``over_where`` by prefix, built once per overlay (the overlay is kept so that its id stays unique)."""
+    def _index(self, over_where: dict[Loc, Where]) -> dict[Loc, set[Loc]]:
+        """``over_where`` bucketed, built once per overlay (the overlay is kept so that its id stays unique)."""
         cached = self._over.get(id(over_where))
         if cached is None:
-            index: dict[Loc, list[Loc]] = {}
-            for loc in over_where:
-                for n in range(len(loc) + 1):
-                    index.setdefault(loc[:n], []).append(loc)
-            cached = self._over[id(over_where)] = (over_where, index)
+            cached = self._over[id(over_where)] = (over_where, _bucketed(over_where))
         return cached[1]

@@ -213,6 +213,10 @@ class Spec(Strict):
     name: Annotated[str, Merge.IMMUTABLE] = Field(
         default="memprov", pattern=NAME_PATTERN, description="spec name, part of ownership markers"
     )
+    include: Annotated[list[str], Merge.IMMUTABLE] = Field(
+        default=["jobs/*.yaml"],
+        description="files of more jobs (globs relative to the spec), each holding jobs: {<id>: ...}",
+    )
     defaults: Defaults = Defaults()
     notifications: dict[str, Notification] = {}
     jobs: Annotated[dict[str, Job], Merge.KEYS_EXISTING] = {}

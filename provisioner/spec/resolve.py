@@ -27,6 +27,7 @@ from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 from provisioner.spec.sources import sources
 
 M = TypeVar("M", bound=BaseModel)
+_NO_SETTINGS = NoSettings()  # has no fields: one for every kind without a settings block
 Loc = tuple[str | int, ...]
 
 
@@ -108,7 +109,7 @@ def _kinds(
     settings: dict[str, BaseModel] = {
         k.key: overlay(getattr(spec.defaults, k.key), getattr(job, k.key)) for k in KINDS if k.key is not None
     }
-    return {k.kind: k.derive(settings[k.key] if k.key else NoSettings(), facts, settings) for k in KINDS}
+    return {k.kind: k.derive(settings[k.key] if k.key else _NO_SETTINGS, facts, settings) for k in KINDS}
 
 
 def resolve(

@@ -38,7 +38,7 @@ from provisioner.render.grafana.serialise import clean, dumps_sorted
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 SCHEMA_VERSION = 39
-__all__ = ["Rendered", "dashboard", "dashboards", "overview", "serialise", "tags"]
+__all__ = ["Rendered", "dashboard", "dashboards", "iter_dashboards", "overview", "serialise", "tags"]
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,18 @@ class Rendered:
 
 def dashboards(spec: ResolvedSpec) -> list[Rendered]:
     """Every dashboard of the environment: the jobs' (spec order), then the overview; none without jobs."""
+    with _collector_paused():
+        return list(iter_dashboards(spec))
+
+
+def iter_dashboards(spec: ResolvedSpec) -> Iterator[Rendered]:
+    """:func:`dashboards` one at a time, each built when asked for (what streams to a files target)."""
     jobs = spec.jobs_using("grafana")
     if not jobs:
-        return []
-    with _collector_paused():
-        out = [Rendered(j.dashboard_uid, job_title(spec, j), j.id, dashboard(spec, j)) for j in jobs]
-        out.append(Rendered(overview_uid(spec), overview_title(spec), None, overview(spec)))
-    return out
+        return
+    for j in jobs:
+        yield Rendered(j.dashboard_uid, job_title(spec, j), j.id, dashboard(spec, j))
+    yield Rendered(overview_uid(spec), overview_title(spec), None, overview(spec))
 
 
 @contextlib.contextmanager
