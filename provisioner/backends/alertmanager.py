@@ -72,7 +72,6 @@ class AlertmanagerConfig(TargetConfig):
 class LiveTarget(ServerFiles):
     """The config file and secret files of a running Alertmanager; reloads it after changes."""
 
-
     type = "alertmanager"
     SERVER = "Alertmanager"
 
