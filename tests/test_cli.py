@@ -214,7 +214,7 @@ def test_plan_text(repo: Path) -> None:
     assert lines[0] == "memprov plan · environment local · spec batch-inference"
     assert "prometheus → files out/local/prometheus" in lines
     assert "  + rule-group memprov-local-clv-daily  (Customer lifetime value (daily))" in lines
-    assert "Plan: 11 to create, 0 to update, 0 to delete, 0 unchanged." in lines
+    assert "Plan: 15 to create, 0 to update, 0 to delete, 0 unchanged." in lines
     assert any(line.startswith("Checksum ") for line in lines)
     assert not (repo / "out").exists()  # plan never writes
 
@@ -255,7 +255,7 @@ def test_plan_detailed_exitcode_then_apply_then_nothing_to_do(repo: Path) -> Non
     assert (repo / "out" / "local" / "alertmanager" / "alertmanager.yml").is_file()
     again = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert again.returncode == 0
-    assert "Plan: 0 to create, 0 to update, 0 to delete, 11 unchanged." in again.stdout
+    assert "Plan: 0 to create, 0 to update, 0 to delete, 15 unchanged." in again.stdout
     nothing = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert nothing.returncode == 0 and "Nothing to do." in nothing.stdout
 
