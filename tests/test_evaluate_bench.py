@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from provisioner.analysis.evaluate.alerts import run_state_machine
+from provisioner.analysis.evaluate.alerts import eval_times, run_state_machine
 from tests.helpers import ROOT
 from tests.promserver import StartPrometheus
 
@@ -103,13 +103,13 @@ def test_scoring_counts_catches_false_alarms_flaps_and_outside_episodes() -> Non
 def test_the_static_rule_evaluated_by_prometheus_matches_a_direct_computation(
     prometheus_with: StartPrometheus,
 ) -> None:
-    gen = Generator(11, jobs=4, days=3)
+    gen = Generator(14, jobs=4, days=3)  # a draw whose runs cross 85 % of the limit a few times
     runs = gen.runs()
     series = bench.series_of(runs, {j.id: j for j in gen.jobs})
     prom = prometheus_with(series, lookback_delta="45s")
     t0, t1 = min(r.start for r in runs), max(r.end for r in runs) + 600
     got = bench.evaluate(prom, [[bench.STATIC_GROUP]], t0, t1)
-    times = [t0 + i * 30 for i in range(int((t1 - t0) // 30) + 1)]
+    times = eval_times(t0, t1, 30)  # a group evaluates at the multiples of its interval
     limits = {s.labels: v for s in series if s.name == "container_spec_memory_limit_bytes" for _, v in s.samples[:1]}
     active = {}
     for s in series:  # true where the latest sample within the 45 s look-back is above 85 % of the limit
