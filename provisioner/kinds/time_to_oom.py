@@ -46,6 +46,12 @@ class TimeToOom(Strict):
         default=1.5, gt=1, description="the warning also needs the troughs to grow this many times faster than usual"
     )
     warning_for: Duration = Field(default=600.0, description="how long the warning condition must hold")
+    page_factor: float | None = Field(
+        default=None,
+        gt=1,
+        description="the critical tier also needs the troughs to grow this many times faster than usual (a heavier "
+        "run grows a little faster than usual, a surge or a leak much faster); null: no such condition",
+    )
 
     @model_validator(mode="after")
     def _horizons(self) -> TimeToOom:
@@ -65,6 +71,7 @@ class TimeToOomParams(Params):
     warning_horizon: float | None  # seconds; None: no warning tier
     warning_factor: float  # times the usual velocity
     warning_hold: float  # seconds (warning_for)
+    page_factor: float | None  # times the usual velocity the critical tier needs (None: no such condition)
     warning_velocity: float  # bytes per second: warning_factor x the usual velocity, or the growth floor
     surge_velocity: float  # bytes per second: growth.factor x the usual velocity, or the growth floor
     usual: float | None  # bytes per second
@@ -97,6 +104,7 @@ class TimeToOomKind(KindDef[TimeToOom, TimeToOomParams]):
             warning_horizon=settings.warning_horizon,
             warning_factor=settings.warning_factor,
             warning_hold=settings.warning_for,
+            page_factor=settings.page_factor,
             warning_velocity=settings.warning_factor * usual if usual else low,
             surge_velocity=g.factor * usual if usual else low,
             usual=usual,
@@ -113,23 +121,25 @@ class TimeToOomKind(KindDef[TimeToOom, TimeToOomParams]):
         (value of both: seconds until the limit)."""
         out = []
         if params.warning_horizon is not None:
-            slope = ctx.ref(ctx.slope)
-            if params.usual is not None:
-                faster = f"{slope} / {ctx.usual()} > {number(params.warning_factor)}"
-            else:
-                faster = (
-                    f"{slope}\n  / on (memprov_job, memprov_env) group_left\n{ctx.usual()}\n"
-                    f"  > {number(params.warning_factor)}"
-                )
             expr = (
                 f"{ctx.time_to_limit()}\n  < {ctx.remaining(params.warning_horizon)}\n"
-                f"and {ctx.off_track()}\nand {faster}"
+                f"and {ctx.off_track()}\nand {self._faster(ctx, params, params.warning_factor)}"
             )
             name = "BatchJobMemoryTimeToOOMWarning"
             out.append(Alert(name, "warning", expr, params.warning_hold, KEEP, slow=True))
         expr = f"{ctx.time_to_limit()}\n  < {ctx.remaining(params.horizon)}\nand {ctx.off_track()}"
+        if params.page_factor is not None:
+            expr += f"\nand {self._faster(ctx, params, params.page_factor)}"
         out.append(Alert("BatchJobMemoryTimeToOOM", "critical", expr, params.hold, KEEP))
         return out
+
+    @staticmethod
+    def _faster(ctx: RuleContext, params: TimeToOomParams, factor: float) -> str:
+        """The troughs' trend over ``factor`` times the usual velocity (value: the ratio)."""
+        slope = ctx.ref(ctx.slope)
+        if params.usual is not None:
+            return f"{slope} / {ctx.usual()} > {number(factor)}"
+        return f"{slope}\n  / on (memprov_job, memprov_env) group_left\n{ctx.usual()}\n  > {number(factor)}"
 
     def texts(self, t: Texts, params: TimeToOomParams) -> dict[str, dict[str, str]]:
         left = "{{ $value | humanizeDuration }}"

@@ -220,18 +220,25 @@ def _conditions(job: ResolvedJob, d: Derived) -> dict[str, tuple[Cond, float, fl
         v, lv = m.slope[i], level(m, i)
         return v is not None and v > 0 and lv is not None and (limit - lv) / v * k < ahead(m, i, horizon)
 
-    if "BatchJobMemoryAboveBaseline" in out:
-        crit: Cond = lambda m, i, k: off(m, i, k) and to_limit(m, i, t.horizon, k)  # noqa: E731
+    def faster(m: Model, i: int, factor: float | None, k: float) -> bool:
+        """The slope over ``factor`` x the usual velocity (no condition without a factor)."""
+        if factor is None:
+            return True
+        v = m.slope[i]
+        return v is not None and d.usual_bps is not None and v / max(d.usual_bps, 1.0) > factor * k
+
+    if "BatchJobMemoryAboveBaseline" in out and (t.page_factor is None or d.usual_bps is not None):
+        crit: Cond = lambda m, i, k: (  # noqa: E731
+            off(m, i, k) and to_limit(m, i, t.horizon, k) and faster(m, i, t.page_factor, k)
+        )
         out["BatchJobMemoryTimeToOOM"] = (crit, t.hold, growth.KEEP)
-        if t.warning_horizon is not None and d.usual_bps is not None:
-            usual, wh = max(d.usual_bps, 1.0), t.warning_horizon
+    if "BatchJobMemoryAboveBaseline" in out and t.warning_horizon is not None and d.usual_bps is not None:
+        wh = t.warning_horizon
 
-            def warn(m: Model, i: int, k: float) -> bool:
-                v = m.slope[i]
-                faster = v is not None and v / usual > t.warning_factor * k
-                return faster and off(m, i, k) and to_limit(m, i, wh, k)
+        def warn(m: Model, i: int, k: float) -> bool:
+            return faster(m, i, t.warning_factor, k) and off(m, i, k) and to_limit(m, i, wh, k)
 
-            out["BatchJobMemoryTimeToOOMWarning"] = (warn, t.warning_hold, growth.KEEP)
+        out["BatchJobMemoryTimeToOOMWarning"] = (warn, t.warning_hold, growth.KEEP)
     return out
 
 
