@@ -42,6 +42,25 @@ def test_promtool_check_rules(env: str, tmp_path: Path) -> None:
     assert kinds == {k.kind.value for k in KINDS}, "every alert kind is rendered"
 
 
+@pytest.mark.integration
+def test_promtool_accepts_the_rules_of_a_job_without_a_baseline(tmp_path: Path) -> None:
+    """Without a baseline every learnt value falls back to a slow-group record: those expressions parse too."""
+    (tmp_path / "memprov.yaml").write_text(
+        "version: 1\nname: bare\njobs:\n  bare:\n    owner: me\n    model: {name: m, version: '1'}\n"
+        "    runtime: kubernetes\n    selector: {namespace: batch, container: c}\n    memory: {limit: 8Gi}\n"
+    )
+    spec = load(tmp_path / "memprov.yaml", "local")
+    groups = rule_groups(spec, spec.jobs[0])
+    assert [g["name"] for g in groups] == ["memprov-local-bare", "memprov-local-bare-slow"]
+    (tmp_path / "rules.yaml").write_text(dumps({"groups": groups}))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dumps({"groups": groups})
+    assert "memprov:job_memory_baseline_peak:bytes" in text and "memprov:job_memory_baseline_velocity" in text
+
+
 def test_every_alert_carries_context() -> None:
     spec = load(ROOT / "memprov.yaml", "prod")
     for job in spec.jobs:

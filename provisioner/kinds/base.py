@@ -219,9 +219,8 @@ class RuleContext:
             return f"{trough} > {envelope}"
         if t.p95 is not None:
             return f"{trough} > {number(t.factor * t.p95)}"
-        return (
-            f"{trough} > on (memprov_job, memprov_env) group_left ({number(t.factor)} * {self.slow(s.BASELINE_PEAK)})"
-        )
+        peak = f"{number(t.factor)} * {self.slow(s.BASELINE_PEAK)}"
+        return f"{trough} > on (memprov_job, memprov_env) group_left () ({peak})"
 
     def remaining(self, horizon: float) -> str:
         """Seconds a projection looks ahead: until the longest healthy run's end (per weekday when

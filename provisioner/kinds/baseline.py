@@ -35,7 +35,7 @@ class BaselineAlert(Strict):
         default=0.1, ge=0, lt=2, description="the envelope grows this much faster than the baseline's floor_velocity"
     )
     factor: float = Field(default=1.3, gt=1, description="without an envelope: this many times the p95 peak")
-    for_: Duration = Field(default=300.0, alias="for")
+    for_: Duration = Field(default=240.0, alias="for")
 
 
 @dataclass(frozen=True)

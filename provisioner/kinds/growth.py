@@ -31,7 +31,7 @@ class Growth(Strict):
     enabled: bool = True
     factor: float = Field(default=3.0, gt=1)
     burst_factor: float = Field(
-        default=1.2, gt=0, description="... and this many times the baseline's burst (the fastest healthy growth)"
+        default=1.5, gt=0, description="... and this many times the baseline's burst (the fastest healthy growth)"
     )
     window: Duration = Field(default=900.0, description="the troughs' slope is fitted over this window")
     for_: Duration = Field(default=300.0, alias="for")

@@ -47,10 +47,11 @@ class TimeToOom(Strict):
     )
     warning_for: Duration = Field(default=600.0, description="how long the warning condition must hold")
     page_factor: float | None = Field(
-        default=None,
+        default=2.0,
         gt=1,
-        description="the critical tier also needs the troughs to grow this many times faster than usual (a heavier "
-        "run grows a little faster than usual, a surge or a leak much faster); null: no such condition",
+        description="the critical tier also needs the troughs to grow this many times faster than the baseline's usual "
+        "velocity (a heavier run grows a little faster than usual, a surge or a leak much faster); null: no such "
+        "condition",
     )
 
     @model_validator(mode="after")
@@ -128,7 +129,8 @@ class TimeToOomKind(KindDef[TimeToOom, TimeToOomParams]):
             name = "BatchJobMemoryTimeToOOMWarning"
             out.append(Alert(name, "warning", expr, params.warning_hold, KEEP, slow=True))
         expr = f"{ctx.time_to_limit()}\n  < {ctx.remaining(params.horizon)}\nand {ctx.off_track()}"
-        if params.page_factor is not None:
+        if params.page_factor is not None and params.usual is not None:  # a baseline's usual velocity only:
+            # the history fallback of a job without one includes the very run being judged
             expr += f"\nand {self._faster(ctx, params, params.page_factor)}"
         out.append(Alert("BatchJobMemoryTimeToOOM", "critical", expr, params.hold, KEEP))
         return out

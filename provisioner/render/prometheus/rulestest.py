@@ -221,13 +221,13 @@ def _conditions(job: ResolvedJob, d: Derived) -> dict[str, tuple[Cond, float, fl
         return v is not None and v > 0 and lv is not None and (limit - lv) / v * k < ahead(m, i, horizon)
 
     def faster(m: Model, i: int, factor: float | None, k: float) -> bool:
-        """The slope over ``factor`` x the usual velocity (no condition without a factor)."""
-        if factor is None:
+        """The slope over ``factor`` x the baseline's usual velocity (no condition without a factor or a baseline)."""
+        if factor is None or d.usual_bps is None:
             return True
         v = m.slope[i]
         return v is not None and d.usual_bps is not None and v / max(d.usual_bps, 1.0) > factor * k
 
-    if "BatchJobMemoryAboveBaseline" in out and (t.page_factor is None or d.usual_bps is not None):
+    if "BatchJobMemoryAboveBaseline" in out:
         crit: Cond = lambda m, i, k: (  # noqa: E731
             off(m, i, k) and to_limit(m, i, t.horizon, k) and faster(m, i, t.page_factor, k)
         )
