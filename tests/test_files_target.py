@@ -243,7 +243,7 @@ def test_a_relative_spec_path_writes_next_to_the_spec_once(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "files s/out/local/prometheus" in done.stdout
     assert sorted(p.name for p in (repo / "out" / "local" / "prometheus").iterdir()) == sorted(
-        f"memprov-local-{job}.rules.yaml" for job in RULES
+        f"memprov-local-{job}{part}.rules.yaml" for job in RULES for part in ("", "-slow")
     )
     done = memprov("--spec", "s/memprov.yaml", "apply", "--env", "staging", "--yes", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -133,7 +133,9 @@ def test_reload_target_against_a_real_prometheus(tmp_path: Path) -> None:
         result = memprov("apply", "--env", "live", "--backend", "prometheus", "--yes", cwd=repo)
         assert result.returncode == 0, result.stdout + result.stderr
         groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
-        assert sorted(g["name"] for g in groups) == [f"memprov-live-{j}" for j in sorted(JOBS)]
+        assert sorted(g["name"] for g in groups) == sorted(
+            f"memprov-live-{j}{part}" for j in JOBS for part in ("", "-slow")
+        )
         alerts = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
         assert {"BatchJobMemoryWarning", "BatchJobMemoryGrowthFast", "BatchJobMemoryTimeToOOM"} <= alerts
         assert all(r["health"] != "err" for g in groups for r in g["rules"])

@@ -14,7 +14,7 @@ def test_plan_apply_replan_is_empty(tmp_path: Path) -> None:
     assert "15 to create" in first.stdout  # 8 rule files (2 per job), alertmanager.yml, 5 dashboards, 1 provider
     applied = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "11 of 11 changes applied" in applied.stdout
+    assert "15 of 15 changes applied" in applied.stdout
     again = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert again.returncode == 0, again.stdout
     assert "0 to create, 0 to update, 0 to delete, 15 unchanged" in again.stdout
