@@ -76,22 +76,25 @@ def series_of(traces: list[Trace]) -> list[Series]:
 
 
 def threshold_alert_fires(
-    tr: Trace, ratio: float, hold: float, step: float = 30.0, lookback: float = 45.0
+    tr: Trace, ratio: float, hold: float, step: float = 30.0, fresh: float = 90.0, window: float = 480.0
 ) -> float | None:
-    """When ``working set / limit > ratio`` held for ``hold`` fires on Prometheus' evaluation grid:
-    the first evaluation ``T`` (a multiple of ``step``) with the condition true at every
-    evaluation from ``T - hold`` on; the value at an evaluation is the latest sample at or before
-    it, within the look-back delta."""
+    """When memprov's usage alert fires on Prometheus' evaluation grid: at each evaluation ``T`` (a
+    multiple of ``step``) the working set is the latest sample within ``fresh`` before it, the
+    trough the lowest of those values over the evaluations of ``[T - window, T]`` (Prometheus 2
+    includes both ends of a range), and the alert fires at the first ``T`` with ``trough / limit >
+    ratio`` at every evaluation from ``T - hold`` on."""
     times = [t for t, _ in tr.samples]
     pending: float | None = None
-    first = (tr.start // step) * step
-    t = first
+    t = (tr.start // step) * step
     i = 0
-    while t <= tr.end + lookback:
+    seen: dict[float, float] = {}  # evaluation time -> working set
+    while t <= tr.end + fresh:
         while i + 1 < len(times) and times[i + 1] <= t:
             i += 1
-        seen = times[i] <= t and t - times[i] <= lookback
-        active = seen and tr.samples[i][1] / LIMIT > ratio
+        if times[i] <= t and t - times[i] <= fresh:
+            seen[t] = tr.samples[i][1]
+        recent = [v for u, v in seen.items() if t - window <= u <= t]
+        active = t in seen and min(recent) / LIMIT > ratio
         if active:
             pending = t if pending is None else pending
             if t - pending >= hold:

@@ -70,17 +70,18 @@ def test_lead_times_match_an_independent_computation(history: tuple[TempPromethe
     assert [round(r.peak) for r in result.runs] == [round(t.peak) for t in runs]
     by_run = {o.run: o for o in result.ooms}
     for tr in (t for t in runs if t.oom):
-        warning = threshold_alert_fires(tr, job.warning_ratio, usage.KIND.of(job).warning_for)
-        critical = threshold_alert_fires(tr, job.critical_ratio, usage.KIND.of(job).critical_for)
-        assert warning is not None and critical is not None
+        u = usage.KIND.of(job)
+        warning = threshold_alert_fires(tr, u.warning_ratio, u.warning_for, window=job.trough_window)
+        critical = threshold_alert_fires(tr, u.critical_ratio, u.critical_for, window=job.trough_window)
+        assert warning is not None
         oom = by_run[f"batch/{tr.pod}/clv-scorer"]
         assert oom.at == tr.end  # the last sample: the kill
         assert oom.first_alert == "BatchJobMemoryWarning"
         assert oom.lead == tr.end - warning, tr.kind
-        critical_episode = next(
-            e for e in result.episodes if e.alert == "BatchJobMemoryCritical" and e.label["pod"] == tr.pod
-        )
-        assert critical_episode.start == critical
+        criticals = [
+            e.start for e in result.episodes if e.alert == "BatchJobMemoryCritical" and e.label["pod"] == tr.pod
+        ]
+        assert criticals[:1] == ([critical] if critical is not None else []), tr.kind
     assert result.false_alarms == 0 and result.healthy_runs == 8
 
 
@@ -97,10 +98,10 @@ def test_every_alert_kind_warns_earlier_than_the_thresholds_alone(
     for a, b in zip(with_all.ooms, thresholds.ooms, strict=True):
         assert a.lead is not None and b.lead is not None and a.lead >= b.lead
     surge = with_all.ooms[0]
-    # the case study: troughs at 3x the usual velocity are seen as growth well before the thresholds
-    assert surge.first_alert in ("BatchJobMemoryGrowthFast", "BatchJobMemoryTimeToOOMWarning")
+    # the case study: troughs at 3x the usual velocity leave the healthy track well before the thresholds
+    assert surge.first_alert in ("BatchJobMemoryGrowthFast", "BatchJobMemoryAboveBaseline")
     assert surge.lead is not None and thresholds.ooms[0].lead is not None
-    assert surge.lead > thresholds.ooms[0].lead + 20 * 60
+    assert surge.lead > thresholds.ooms[0].lead + 10 * 60
     assert with_all.false_alarms == 0
 
 
@@ -161,12 +162,13 @@ def test_against_another_revision_shows_better_and_worse(repo: Path, series_file
     git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "spec")
     spec = repo / "memprov.yaml"
     text = spec.read_text().replace("growth: {factor: 3, window: 15m, for: 5m}", "growth: {enabled: false}")
-    spec.write_text(text.replace("time_to_oom: {horizon: 30m}", "time_to_oom: {enabled: false}"))
+    text = text.replace("time_to_oom: {horizon: 30m}", "time_to_oom: {enabled: false}")
+    spec.write_text(text.replace("  route:\n", "  baseline_alert: {enabled: false}\n  route:\n", 1))
     result = memprov("backtest", "--series", str(series_file), "-j", "clv-daily", "--against", "main", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert "This tree against main" in result.stdout
     line = next(x for x in result.stdout.splitlines() if x.startswith("median lead"))
-    assert line.rstrip().endswith("worse")  # without the growth and time-to-OOM alerts, OOMs are seen later
+    assert line.rstrip().endswith("worse")  # without the growth, off-track and time-to-OOM alerts, OOMs are seen later
     bad = memprov("backtest", "--series", str(series_file), "--against", "no-such-rev", cwd=repo)
     assert bad.returncode == 2 and "no such revision" in bad.stderr
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from provisioner.analysis import baseline as bl
+from provisioner.analysis import baseline_stats as stats
 from provisioner.core.units import parse_size
 from provisioner.history.promapi import TempPrometheus, openmetrics
-from provisioner.history.prometheus import read_runs, read_runs_file
+from provisioner.history.prometheus import Run, oom_source, read_runs, read_runs_file
 from provisioner.spec.loader import load
 from tests.helpers import ROOT, example_repo, memprov
 from tests.history_traces import DAY, GI, LIMIT, MI, T0, V0, Trace, series_of, trace
@@ -236,3 +237,50 @@ def test_the_last_samples_of_the_data_are_read(prometheus_with: object, repo: Pa
     job = next(j for j in spec.jobs if j.id == "clv-daily")
     [run] = read_runs(prom, spec, job, surge.samples[0][0] - 3600, surge.end)
     assert run.oom and run.end == surge.end and run.peak == surge.peak
+
+
+def test_a_runs_line_ignores_what_follows_a_restart() -> None:
+    """A healthy run's troughs along a line; after a restart (a deep drop) the rest is left out."""
+    start = T0
+    troughs = [(start + 1800 + 300 * k, 2 * GI + 300 * k * V0) for k in range(10)]
+    restarted = [*troughs, (start + 4800, 0.5 * GI), (start + 5100, 0.6 * GI)]
+    run = Run("clv-daily", (("pod", "p"),), start, start + 5400, 3 * GI, troughs=restarted)
+    run.peaks = [(start + 5400, 2.9 * GI)]
+    run.spreads, run.bursts = [400 * MI, 380 * MI, 420 * MI], [V0, 1.4 * V0]
+    shape = stats.shape_of(run, trough_window=480)
+    assert shape.velocity == pytest.approx(V0) and shape.noise == pytest.approx(0, abs=1)
+    assert shape.floor == pytest.approx(2 * GI - (1800 - 480) * V0)  # the line at the age of one trough window
+    assert (shape.sawtooth, shape.burst, shape.end_peak) == (400 * MI, 1.4 * V0, 2.9 * GI)
+    assert shape.weekday == 0 and shape.duration == 5400
+
+
+def test_a_heavy_weekday_is_kept_apart_only_when_two_weeks_show_it() -> None:
+    def shape(day: int, duration: float) -> stats.RunShape:
+        return stats.RunShape(duration=duration, weekday=day % 7, end_peak=duration * MI)
+
+    usual = [shape(d, 3600 + 60 * (d % 3)) for d in range(14) if d % 7 != 5]
+    assert stats.heavy_days([*usual, shape(5, 6000)]) == set()  # one heavy Saturday: could be chance
+    assert stats.heavy_days([*usual, shape(5, 6000), shape(12, 5800)]) == {5}
+    assert stats.heavy_days([*usual, shape(5, 6000), shape(12, 3700)]) == set()  # not every Saturday
+
+
+def test_baseline_learns_the_healthy_envelope(prom: TempPrometheus, repo: Path) -> None:
+    spec = load(repo / "memprov.yaml", "local", baselines=False)
+    job = next(j for j in spec.jobs if j.id == "clv-daily")
+    runs = read_runs(prom, spec, job, T0 - 3600, T0 + 14 * DAY, burst=bl.burst_query(spec, job))
+    b = bl.compute(job, runs, oom_source(prom, job, T0 - 3600, T0 + 14 * DAY))
+    healthy = [t for t in traces() if not t.oom]
+    assert b.floor_velocity == pytest.approx(18 * MI, rel=0.05) and b.velocity == pytest.approx(18 * MI, rel=0.05)
+    floors = [2.6 * GI * scale for scale in [0.9 + 0.01 * d for d in range(12)] + [1.0]]  # as traces() builds them
+    assert min(floors) < (b.floor or 0) < max(floors)
+    assert b.sawtooth is not None and 350 * MI < b.sawtooth < 650 * MI  # 400 MiB deep, plus the growth over 8 min
+    assert b.durations is not None and b.durations[2] == max(t.end - t.samples[0][0] for t in healthy)
+    assert b.end_peaks is not None and b.end_peaks[2] == max(t.peak for t in healthy)
+    assert b.oom_source == "none" and b.weekdays == {}  # no OOM-kill series in these traces
+    text = bl.yaml_text([b], ["test"])
+    assert "    floor_velocity: " in text and "    sawtooth: " in text and "    oom_source: none" in text
+    (repo / "baselines").mkdir()
+    (repo / "baselines" / "local.yaml").write_text(text)
+    loaded = next(j for j in load(repo / "memprov.yaml", "local").jobs if j.id == "clv-daily")
+    assert loaded.baseline is not None and loaded.baseline.floor == parse_size(bl.size_text(b.floor or 0))
+    assert loaded.baseline.oom_source == "none"

@@ -36,7 +36,7 @@ SPEC = f"""\
 version: 1
 name: breaker-e2e
 defaults:
-  scrape_interval: 5s
+  scrape_interval: 1m  # the rules see a series for three scrapes after its last sample: the backfill's time
   evaluation_interval: 5s
   trough_window: 1m
   route: {{warning: pager, critical: pager}}
@@ -48,7 +48,7 @@ jobs:
     model: {{name: scorer, version: "1"}}
     runtime: kubernetes
     selector: {{namespace: batch, container: scorer}}
-    memory: {{limit: 8Gi}}
+    memory: {{limit: 8Gi, baseline: {{peak_p95: 3Gi, velocity: 20Mi}}}}  # past runs: the page judges against them
     growth: {{enabled: false, warmup: 1m}}
     anomaly: {{enabled: false}}
     baseline_alert: {{enabled: false}}

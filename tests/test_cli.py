@@ -183,7 +183,7 @@ def test_render_out_writes_every_backend_for_one_environment(repo: Path, tmp_pat
             "alertmanager/alertmanager.yml",
             "grafana/provisioning/memprov-local.yaml",
             *(f"grafana/dashboards/memprov-local-{job}.json" for job in (*JOBS, "overview")),
-            *(f"prometheus/memprov-local-{job}.rules.yaml" for job in JOBS),
+            *(f"prometheus/memprov-local-{job}{part}.rules.yaml" for job in JOBS for part in ("", "-slow")),
         ]
     )
     rules = loads((out / "prometheus" / "memprov-local-clv-daily.rules.yaml").read_text(), "rules").data
@@ -214,7 +214,7 @@ def test_plan_text(repo: Path) -> None:
     assert lines[0] == "memprov plan · environment local · spec batch-inference"
     assert "prometheus → files out/local/prometheus" in lines
     assert "  + rule-group memprov-local-clv-daily  (Customer lifetime value (daily))" in lines
-    assert "Plan: 11 to create, 0 to update, 0 to delete, 0 unchanged." in lines
+    assert "Plan: 15 to create, 0 to update, 0 to delete, 0 unchanged." in lines
     assert any(line.startswith("Checksum ") for line in lines)
     assert not (repo / "out").exists()  # plan never writes
 
@@ -225,14 +225,14 @@ def test_plan_markdown_has_the_table(repo: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "### memprov plan for `local`"
     assert "| backend | target | create | update | delete | unchanged |" in lines
-    assert "| prometheus | `files out/local/prometheus` | 4 | 0 | 0 | 0 |" in lines
+    assert "| prometheus | `files out/local/prometheus` | 8 | 0 | 0 | 0 |" in lines
     assert "| grafana | `files out/local/grafana` | 6 | 0 | 0 | 0 |" in lines  # 4 dashboards, 1 provider
     assert lines[-1].startswith("Apply exactly this plan: `memprov apply --env local --checksum ")
 
 
 def test_plan_json_parses_and_matches_the_text_checksum(repo: Path) -> None:
     data = json.loads(memprov("plan", "--env", "local", "--format", "json", cwd=repo).stdout)
-    assert data["counts"] == {"create": 11, "update": 0, "delete": 0, "no-op": 0, "conflict": 0}
+    assert data["counts"] == {"create": 15, "update": 0, "delete": 0, "no-op": 0, "conflict": 0}
     assert data["has_changes"] is True
     assert [b["backend"] for b in data["backends"]] == ["prometheus", "alertmanager", "grafana"]
     text = memprov("plan", "--env", "local", cwd=repo).stdout
@@ -251,11 +251,11 @@ def test_plan_detailed_exitcode_then_apply_then_nothing_to_do(repo: Path) -> Non
     assert memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo).returncode == 3
     applied = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Apply complete: 11 of 11 changes applied, 0 failed, 0 not attempted." in applied.stdout
+    assert "Apply complete: 15 of 15 changes applied, 0 failed, 0 not attempted." in applied.stdout
     assert (repo / "out" / "local" / "alertmanager" / "alertmanager.yml").is_file()
     again = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert again.returncode == 0
-    assert "Plan: 0 to create, 0 to update, 0 to delete, 11 unchanged." in again.stdout
+    assert "Plan: 0 to create, 0 to update, 0 to delete, 15 unchanged." in again.stdout
     nothing = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert nothing.returncode == 0 and "Nothing to do." in nothing.stdout
 
@@ -272,7 +272,7 @@ def test_apply_with_the_reviewed_checksum(repo: Path) -> None:
     checksum = json.loads(memprov("plan", "--env", "local", "--format", "json", cwd=repo).stdout)["checksum"]
     result = memprov("apply", "--env", "local", "--checksum", checksum, "--yes", cwd=repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "11 of 11 changes applied" in result.stdout
+    assert "15 of 15 changes applied" in result.stdout
 
 
 def test_apply_with_a_stale_checksum_changes_nothing(repo: Path) -> None:

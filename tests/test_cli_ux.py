@@ -149,7 +149,7 @@ def test_apply_yes_does_not_print_the_checksum_hint(repo: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Checksum " in result.stdout  # what it applies is still identified
     assert "Apply exactly this plan" not in result.stdout
-    assert "Apply complete: 11 of 11 changes applied" in result.stdout
+    assert "Apply complete: 15 of 15 changes applied" in result.stdout
 
 
 # --- a plan that cannot be applied ---------------------------------------------------------------------

@@ -452,8 +452,8 @@ def test_the_engine_is_exercised_through_a_real_backend_too(tmp_path: Path) -> N
     resolved = load(example_repo(tmp_path / "repo") / "memprov.yaml", "local")
     bindings = build(resolved)
     plan = make_plan("local", resolved.name, bindings, retry=NO_SLEEP)
-    expected = 2 * len(resolved.jobs) + 3  # a rule file and a dashboard per job; routing, overview, provider
-    assert plan.counts()["create"] == expected == 11
+    expected = 3 * len(resolved.jobs) + 3  # two rule groups and a dashboard per job; routing, overview, provider
+    assert plan.counts()["create"] == expected == 15
     assert apply(plan, targets_of(bindings), retry=NO_SLEEP).ok
     again = make_plan("local", resolved.name, build(resolved), retry=NO_SLEEP)
     assert not again.has_changes and again.counts()["no-op"] == expected

@@ -1,10 +1,12 @@
-"""End to end: memprov's rendered rules evaluated over a surge and a healthy run on a real Prometheus.
+"""End to end: memprov's rendered rules evaluated over a surge, a step and a healthy run on a real Prometheus.
 
 The traces are built here (a model-load ramp, then a sawtooth whose troughs climb; the surge's
 troughs climb three times faster until the working set reaches the limit and the series stops,
-as a killed container's does). The expected first firing of ``BatchJobMemoryCritical`` is
-computed from the samples and the spec's numbers alone: the first evaluation that ends an
-unbroken run of samples above the critical ratio lasting ``critical_for``.
+as a killed container's does; the step holds one huge input near the limit for twenty minutes).
+The expected first firing of ``BatchJobMemoryCritical`` is computed from the samples and the
+spec's numbers alone: the working set's floor (the lowest sample of the last ``trough_window``, ends included)
+must stay above the critical ratio for ``critical_for``; the first evaluation at which it has is
+when the alert fires. The page that must come before the surge's OOM kill is the time-to-OOM one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 from provisioner.analysis.evaluate.alerts import evaluate_group
 from provisioner.history.promapi import Series, TempPrometheus
 from provisioner.kinds import usage
-from provisioner.render.prometheus.rules import rule_group
+from provisioner.render.prometheus.rules import rule_groups
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
 from tests.promserver import T0, StartPrometheus
@@ -23,7 +25,9 @@ GI, MI = 2.0**30, 2.0**20
 STEP = 30.0
 
 
-def trace(start: float, limit: float, velocity: float, surge_at: float | None) -> list[tuple[float, float]]:
+def trace(
+    start: float, limit: float, velocity: float, surge_at: float | None, step_at: float | None = None
+) -> list[tuple[float, float]]:
     """Samples every 30 s: ramp for 3 min, then a 150 s sawtooth of 200 MiB over climbing troughs."""
     samples, t = [], start
     while t < start + 4 * 3600:
@@ -32,6 +36,8 @@ def trace(start: float, limit: float, velocity: float, surge_at: float | None) -
         if surge_at is not None and u > surge_at:
             trough += 2 * velocity * (u - surge_at)  # three times the usual velocity from here on
         value = 1 * GI + (trough - 1 * GI) * u / 180 if u < 180 else trough + 200 * MI * ((u - 180) % 150) / 150
+        if step_at is not None and step_at <= u < step_at + 20 * 60:
+            value = 0.96 * limit + 50 * MI * ((u - 180) % 150) / 150  # one huge input, near the limit
         if value >= limit:
             break  # the OOM kill: the container's series ends
         if surge_at is None and u > 90 * 60:
@@ -49,10 +55,13 @@ def series_for(pod: str, samples: list[tuple[float, float]], limit: float) -> li
     ]
 
 
-def expected_first_firing(samples: list[tuple[float, float]], limit: float, ratio: float, hold: float) -> float:
+def expected_first_firing(
+    samples: list[tuple[float, float]], limit: float, ratio: float, hold: float, window: float
+) -> float:
     run_start = None
-    for t, v in samples:
-        if v / limit > ratio:
+    for t, _ in samples:
+        floor = min(v for ts, v in samples if t - window <= ts <= t)  # Prometheus 2: both ends included
+        if floor / limit > ratio:
             run_start = t if run_start is None else run_start
             if t - run_start >= hold:
                 return t
@@ -62,7 +71,7 @@ def expected_first_firing(samples: list[tuple[float, float]], limit: float, rati
 
 
 @pytest.mark.integration
-def test_critical_fires_before_the_oom_on_a_surge_and_never_on_a_healthy_run(
+def test_pages_before_the_oom_on_a_surge_and_a_step_and_never_on_a_healthy_run(
     prometheus_with: StartPrometheus,
 ) -> None:
     spec = load(ROOT / "memprov.yaml", "local")
@@ -70,21 +79,28 @@ def test_critical_fires_before_the_oom_on_a_surge_and_never_on_a_healthy_run(
     limit, velocity = float(job.limit), 18 * MI / 60  # the example's usual velocity, 18 MiB/min
     healthy = trace(T0, limit, velocity, None)
     surge = trace(T0 + 2 * 3600, limit, velocity, surge_at=20 * 60)
+    step = trace(T0 + 8 * 3600, limit, velocity, None, step_at=40 * 60)
     oom = surge[-1][0] + STEP  # the first scrape that would have seen the working set at the limit
     assert max(v for _, v in healthy) < 0.7 * limit and 1800 < oom - surge[0][0] < 4 * 3600
-    expected = expected_first_firing(surge, limit, job.critical_ratio, usage.KIND.of(job).critical_for)
+    u = usage.KIND.of(job)
+    expected = expected_first_firing(step, limit, u.critical_ratio, u.critical_for, job.trough_window)
 
     prom: TempPrometheus = prometheus_with(
-        series_for("clv-healthy", healthy, limit) + series_for("clv-surge", surge, limit), lookback_delta="45s"
+        series_for("clv-healthy", healthy, limit)
+        + series_for("clv-surge", surge, limit)
+        + series_for("clv-step", step, limit),
+        lookback_delta="45s",
     )
-    group = rule_group(spec, job)
-    episodes = evaluate_group(prom, group, T0, oom + 1800, only=["BatchJobMemoryCritical"])
+    group = rule_groups(spec, job)[0]  # the fast group: every alert but the anomaly and the OOM report
+    pages = ["BatchJobMemoryCritical", "BatchJobMemoryTimeToOOM"]
+    episodes = evaluate_group(prom, group, T0, step[-1][0] + 1800, only=pages)
 
-    by_pod: dict[str, list[float]] = {}
+    by_pod: dict[tuple[str, str], list[float]] = {}
     for e in episodes:
-        assert e.alert == "BatchJobMemoryCritical" and e.severity == "critical"
-        assert e.label["memprov_job"] == "clv-daily" and e.label["memprov_kind"] == "usage"
-        by_pod.setdefault(e.label["pod"], []).append(e.start)
-    assert "clv-healthy" not in by_pod
-    assert by_pod["clv-surge"][0] == expected < oom
-    assert oom - expected >= 60  # it fires with time to spare, if not much: this is the last line of defence
+        assert e.severity == "critical" and e.label["memprov_job"] == "clv-daily"
+        by_pod.setdefault((e.label["pod"], e.alert), []).append(e.start)
+    assert not [k for k in by_pod if k[0] == "clv-healthy"]
+    assert by_pod[("clv-step", "BatchJobMemoryCritical")][0] == expected  # held near the limit: the usage page
+    first_page = min(t for (pod, _), starts in by_pod.items() if pod == "clv-surge" for t in starts)
+    assert oom - first_page >= 10 * 60  # the surge is paged for at least ten minutes before the kill
+    assert ("clv-surge", "BatchJobMemoryTimeToOOM") in by_pod

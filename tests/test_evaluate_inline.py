@@ -17,10 +17,11 @@ from provisioner.analysis.evaluate.inline import (
     find_references,
     inline_expr,
     inline_group,
+    inline_groups,
     recorded_expressions,
 )
 from provisioner.history.promapi import Labels, Series, TempPrometheus
-from provisioner.render.prometheus.rules import rule_group
+from provisioner.render.prometheus.rules import rule_groups
 from provisioner.spec.loader import load
 from tests.helpers import ROOT
 from tests.promserver import T0, StartPrometheus
@@ -158,24 +159,38 @@ def test_find_references_reports_ranges_offsets_and_spans() -> None:
     assert (fourth.range, fourth.offset, expr[fourth.end :]) == (None, "1m", "")
 
 
-def example_groups() -> list[dict[str, Any]]:
+def example_groups() -> list[list[dict[str, Any]]]:
+    """Each example job's groups: the fast one, and the slow one whose series its alerts read."""
     spec = load(ROOT / "memprov.yaml", "local")
-    return [rule_group(spec, job) for job in spec.jobs]
+    return [rule_groups(spec, job) for job in spec.jobs]
 
 
 def test_every_alert_of_the_example_spec_inlines_to_raw_series_only() -> None:
-    for g in example_groups():
-        records = {r["record"] for r in g["rules"] if "record" in r}
-        alerts = inline_group(g)
-        assert [a["alert"] for a in alerts] == [r["alert"] for r in g["rules"] if "alert" in r]
-        for a in alerts:
+    for groups in example_groups():
+        records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+        alerts = inline_groups(groups)
+        assert [a["alert"] for a, _ in alerts] == [r["alert"] for g in groups for r in g["rules"] if "alert" in r]
+        intervals = {str(r["alert"]): g["interval"] for g in groups for r in g["rules"] if "alert" in r}
+        assert [i for _, i in alerts] == [intervals[str(a["alert"])] for a, _ in alerts]  # its group's interval
+        for a, _ in alerts:
             assert not find_references(a["expr"], sorted(records)), a["alert"]
             assert not any(f"{name}{{" in a["expr"] for name in records), a["alert"]
 
 
+def test_a_series_of_another_group_is_replayed_at_that_groups_interval() -> None:
+    fast = group(rec("r:ws", "max by (pod) (mem)"), alert('last_over_time(r:slow{j="a"}[10m]) > 1'))
+    slow = group(rec("r:slow", f"avg_over_time(r:ws{{{J}}}[1h] offset 1w)"), interval="5m")
+    ((rule, interval),) = inline_groups([fast, slow])
+    assert interval == fast["interval"]
+    assert ")[10m:5m])" in rule["expr"] and "[1h:" in rule["expr"] and "offset 1w" in rule["expr"]
+
+
 @pytest.mark.integration
 def test_inlined_example_alerts_are_valid_promql(tmp_path: Path) -> None:
-    groups = [{**g, "rules": inline_group(g)} for g in example_groups()]
+    groups = [
+        {"name": f"inlined-{i}", "interval": "30s", "rules": [a for a, _ in inline_groups(gs)]}
+        for i, gs in enumerate(example_groups())
+    ]
     path = tmp_path / "inlined.yml"
     path.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)

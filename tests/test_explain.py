@@ -36,7 +36,10 @@ def test_every_job_and_kind_on_prometheus_with_the_series_the_rules_read(repo: P
     series = 'container_memory_working_set_bytes{namespace="batch", container="clv-scorer"}'
     assert series in clv_rules and f"needs {series} from cAdvisor" in out
     # the process job reads what `memprov run` exports, and has no OOM-kill series: said, not hidden
-    assert 'needs memprov_job_rss_bytes{memprov_job="feature-batch"} from memprov run --job feature-batch' in out
+    assert (
+        'needs memprov_job_rss_bytes{memprov_job="feature-batch", memprov_env="local"} '
+        "from memprov run --job feature-batch" in out
+    )
     feature = out[out.index("\nfeature-batch — ") :]
     assert "prometheus  unsupported: no OOM-kill series for the process runtime" in feature
     assert "BatchJobOOMKilled" not in (repo / "r" / "prometheus" / "memprov-local-feature-batch.rules.yaml").read_text()

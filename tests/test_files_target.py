@@ -99,7 +99,8 @@ def test_a_file_where_the_directory_belongs_is_an_operation_error(repo: Path) ->
     (repo / "out" / "local" / "prometheus").write_text("a file, not a directory\n")
     _, results = apply_all(repo)
     failed = sorted((key, msg) for key, outcome, msg in results if outcome is Outcome.FAILED)
-    assert [key for key, _ in failed] == [("prometheus", f"memprov-local-{job}") for job in sorted(RULES)]
+    groups = [f"memprov-local-{job}{part}" for job in sorted(RULES) for part in ("", "-slow")]
+    assert [key for key, _ in failed] == [("prometheus", group) for group in groups]
     blocker = repo / "out" / "local" / "prometheus"
     assert all(msg.endswith(f"; {blocker} is a file in the way") for _, msg in failed)
     assert (repo / "out" / "local" / "alertmanager" / "alertmanager.yml").is_file()  # other backends went ahead
@@ -162,6 +163,7 @@ def test_prune_deletes_only_owned_files(applied: Path) -> None:
     p, results = apply_all(repo)
     assert [c for c in changes(p) if c[1] == "delete"] == [
         ("prometheus", "delete", "memprov-local-doc-embed"),
+        ("prometheus", "delete", "memprov-local-doc-embed-slow"),
         ("grafana", "delete", "memprov-local-doc-embed"),
     ]
     assert all(outcome is Outcome.APPLIED for _, outcome, _ in results)
@@ -224,7 +226,7 @@ def test_environment_output_dir_and_target_dir(repo: Path) -> None:
     _, results = apply_all(repo, "staging")
     assert all(outcome is Outcome.APPLIED for _, outcome, _ in results)
     assert sorted(p.name for p in (repo / "rules" / "staging").iterdir()) == sorted(
-        f"memprov-staging-{job}.rules.yaml" for job in RULES
+        f"memprov-staging-{job}{part}.rules.yaml" for job in RULES for part in ("", "-slow")
     )
     assert (repo / "build" / "staging" / "alertmanager" / "alertmanager.yml").is_file()
     assert not (repo / "out").exists()
@@ -241,7 +243,7 @@ def test_a_relative_spec_path_writes_next_to_the_spec_once(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "files s/out/local/prometheus" in done.stdout
     assert sorted(p.name for p in (repo / "out" / "local" / "prometheus").iterdir()) == sorted(
-        f"memprov-local-{job}.rules.yaml" for job in RULES
+        f"memprov-local-{job}{part}.rules.yaml" for job in RULES for part in ("", "-slow")
     )
     done = memprov("--spec", "s/memprov.yaml", "apply", "--env", "staging", "--yes", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

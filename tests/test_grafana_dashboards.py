@@ -148,14 +148,19 @@ def test_job_dashboard_shows_what_the_issue_asks_for() -> None:
         o["matcher"]["options"]: {q["id"]: q["value"] for q in o["properties"]} for o in ws["fieldConfig"]["overrides"]
     }
     assert band["baseline p95"]["custom.fillBelowTo"] == "baseline p50"
-    assert sum('quantile="0.5"' in e or 'quantile="0.95"' in e for e in exprs(ws)) == 2
+    b = spec.jobs[0].baseline
+    assert b is not None and b.peak_p50 and b.peak_p95  # the baseline's constants, not a history query
+    assert [e for e in exprs(ws) if e.startswith("vector(")] == [
+        f"vector({b.peak_p50:.6g})",
+        f"vector({b.peak_p95:.6g})",
+    ]
     gauge = p["Percent of limit (now)"]
     assert gauge["type"] == "gauge" and steps(gauge) == [None, 0.75, 0.9375]  # the same thresholds, as ratios
-    assert f"{s.BASELINE_VELOCITY}" in " ".join(exprs(p["Growth rate vs baseline velocity"]))
-    assert any(e.startswith("3 * ") for e in exprs(p["Growth rate vs baseline velocity"]))
+    assert any(e.startswith("3 * vector(") for e in exprs(p["Growth rate vs baseline velocity"]))
     tto = p["Predicted time to OOM"]
-    assert exprs(tto)[0].startswith(s.TIME_TO_OOM) and steps(tto) == [None, 1800.0, 14400.0]  # critical, warning
-    assert steps(p["Anomaly z-score"]) == [None, 3.0] and exprs(p["Anomaly z-score"])[0].startswith(s.ZSCORE)
+    assert exprs(tto)[0].startswith(f"({s.LIMIT}") and s.TROUGH in exprs(tto)[0] and s.VELOCITY in exprs(tto)[0]
+    assert steps(tto) == [None, 1800.0, 14400.0]  # critical, warning
+    assert steps(p["Anomaly z-score"]) == [None, 3.0] and s.HIST_MEAN in exprs(p["Anomaly z-score"])[0]
     assert exprs(p["Working set by node"])[0].startswith("sum by (node)")
     assert p["Percent of limit by instance (now)"]["targets"][0]["instant"] is True
     annotations = {a["name"]: a for a in dash["annotations"]["list"]}
@@ -179,8 +184,9 @@ def test_overview_ranks_jobs_by_headroom_and_links_to_them() -> None:
     dash = grafana.overview(spec)
     p = panels(dash)
     bars = p["Percent of limit now, least headroom first"]
+    sel = '{memprov_job=~"$job", memprov_env="prod"}'
     assert exprs(bars) == [  # no node filter: the process job's instances are not on a Kubernetes node
-        f'sort_desc(max by (memprov_job) ({s.RATIO}{{memprov_job=~"$job", memprov_env="prod"}}))'
+        f"sort_desc(max by (memprov_job) ({s.WS}{sel}) / on (memprov_job) max by (memprov_job) ({s.LIMIT}{sel}))"
     ]
     per_job = {
         o["matcher"]["options"]: {q["id"]: q["value"] for q in o["properties"]}

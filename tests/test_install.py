@@ -43,7 +43,7 @@ def test_the_light_install_plans_without_cloud_sdks(tmp_path: Path) -> None:
     memprov = str(venv / "bin" / "memprov")
     plan = _run(memprov, "plan", "--env", "local", cwd=repo)
     assert plan.returncode == 0, plan.stderr
-    assert "\nPlan: 11 to create, 0 to update, 0 to delete, 0 unchanged.\n" in plan.stdout
+    assert "\nPlan: 15 to create, 0 to update, 0 to delete, 0 unchanged.\n" in plan.stdout
     for env, extra, module in (
         ("aws", "aws", "boto3"),
         ("gcp", "gcp", "google.cloud.monitoring_v3"),

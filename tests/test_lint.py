@@ -83,3 +83,26 @@ def test_missing_context_from_a_template_override(tmp_path: Path) -> None:
     result = memprov("lint", "--env", "local", cwd=repo)
     assert result.returncode == 1
     assert "alert BatchJobMemoryWarning lacks context: description" in result.stdout
+
+
+def test_the_server_the_rules_run_on_is_checked_when_the_environment_says_what_it_is(tmp_path: Path) -> None:
+    """keep_firing_for needs Prometheus 2.42; the anomaly rule needs anomaly.min_weeks of retention."""
+    repo = example_repo(tmp_path / "repo")
+    (repo / "environments" / "old.yaml").write_text(
+        "targets:\n  prometheus: {type: files, version: '2.41', retention: 10d}\n"
+    )
+    found = [f.render() for f in lint(load(repo / "memprov.yaml", "old"))]
+    assert any(
+        f.startswith("error: [old] targets.prometheus.version: Prometheus 2.41 does not know keep_firing_for")
+        for f in found
+    )
+    assert "warning: [old] jobs.clv-daily.anomaly.min_weeks: the rules read 2w30m of history" in "\n".join(found)
+    assert "warning: [old] jobs.clv-daily.anomaly.weeks: the rules read 3w30m of history" in "\n".join(found)
+    (repo / "environments" / "old.yaml").write_text(
+        "targets:\n  prometheus: {type: files, version: '2.45.0', retention: 30d}\n"
+    )
+    assert not [
+        f for f in lint(load(repo / "memprov.yaml", "old")) if "targets.prometheus" in f.path or "anomaly" in f.path
+    ]
+    result = memprov("lint", "--env", "old", cwd=repo)
+    assert result.returncode == 0, result.stdout

@@ -62,7 +62,9 @@ def test_streamed_and_listed_plans_agree_in_every_state(tmp_path: Path) -> None:
     actions = {(c.action, c.key) for c in streamed.changes if c.backend == "prometheus"}
     assert {a for a, _ in actions} == {Action.UPDATE, Action.DELETE, Action.CONFLICT, Action.NOOP}
     assert (Action.NOOP, "memprov-local-feature-batch") in actions
-    assert streamed.backends[0].live_owned == listed.backends[0].live_owned == 4  # the conflict is not ours
+    assert (
+        streamed.backends[0].live_owned == listed.backends[0].live_owned == 8
+    )  # two groups per job; the conflict is not ours
 
 
 def test_unchanged_resources_keep_no_bodies_and_apply_still_finishes_with_every_key(tmp_path: Path) -> None:
@@ -77,7 +79,9 @@ def test_unchanged_resources_keep_no_bodies_and_apply_still_finishes_with_every_
         assert change.desired is None and change.live is None and change.have is None
         assert change.want is not None and change.want.body is None  # the key stays: finish() gets every one
     prom = next(b for b in plan.backends if b.backend == "prometheus")
-    assert {r.key for r in prom.desired} == {f"memprov-local-{j.id}" for j in spec.jobs_using("prometheus")}
+    assert {r.key for r in prom.desired} == {
+        f"memprov-local-{j.id}{part}" for j in spec.jobs_using("prometheus") for part in ("", "-slow")
+    }
 
 
 def test_a_file_memprov_wrote_may_be_bigger_than_a_spec_file(tmp_path: Path) -> None:

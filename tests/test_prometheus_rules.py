@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from provisioner.core.yamlio import dumps
 from provisioner.kinds import ALL as KINDS
 from provisioner.render.alertmanager import config
-from provisioner.render.prometheus.rules import group_name, rule_group
+from provisioner.render.prometheus.rules import rule_group, rule_groups
 from provisioner.spec.loader import environments, load
 from tests.helpers import ROOT, assert_golden, example_repo, memprov
 
@@ -22,8 +23,8 @@ ENVS = environments(ROOT / "memprov.yaml")
 def test_golden_rules_and_routing(env: str) -> None:
     spec = load(ROOT / "memprov.yaml", env)
     for job in spec.jobs:
-        text = dumps({"groups": [rule_group(spec, job)]})
-        assert_golden(f"prometheus/{env}/{group_name(spec, job)}.rules.yaml", text)
+        for group in rule_groups(spec, job):
+            assert_golden(f"prometheus/{env}/{group['name']}.rules.yaml", dumps({"groups": [group]}))
     assert_golden(f"alertmanager/{env}/alertmanager.yml", dumps(config(spec)))
 
 
@@ -32,22 +33,38 @@ def test_golden_rules_and_routing(env: str) -> None:
 def test_promtool_check_rules(env: str, tmp_path: Path) -> None:
     spec = load(ROOT / "memprov.yaml", env)
     path = tmp_path / "rules.yaml"
-    path.write_text(dumps({"groups": [rule_group(spec, job) for job in spec.jobs]}))
+    path.write_text(dumps({"groups": [g for job in spec.jobs for g in rule_groups(spec, job)]}))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     kinds = {
-        r["labels"]["memprov_kind"]
-        for g in [rule_group(spec, j) for j in spec.jobs]
-        for r in g["rules"]
-        if "alert" in r
+        r["labels"]["memprov_kind"] for j in spec.jobs for g in rule_groups(spec, j) for r in g["rules"] if "alert" in r
     }
     assert kinds == {k.kind.value for k in KINDS}, "every alert kind is rendered"
+
+
+@pytest.mark.integration
+def test_promtool_accepts_the_rules_of_a_job_without_a_baseline(tmp_path: Path) -> None:
+    """Without a baseline every learnt value falls back to a slow-group record: those expressions parse too."""
+    (tmp_path / "memprov.yaml").write_text(
+        "version: 1\nname: bare\njobs:\n  bare:\n    owner: me\n    model: {name: m, version: '1'}\n"
+        "    runtime: kubernetes\n    selector: {namespace: batch, container: c}\n    memory: {limit: 8Gi}\n"
+    )
+    spec = load(tmp_path / "memprov.yaml", "local")
+    groups = rule_groups(spec, spec.jobs[0])
+    assert [g["name"] for g in groups] == ["memprov-local-bare", "memprov-local-bare-slow"]
+    (tmp_path / "rules.yaml").write_text(dumps({"groups": groups}))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dumps({"groups": groups})
+    assert "memprov:job_memory_baseline_peak:bytes" in text and "memprov:job_memory_baseline_velocity" in text
 
 
 def test_every_alert_carries_context() -> None:
     spec = load(ROOT / "memprov.yaml", "prod")
     for job in spec.jobs:
-        for rule in rule_group(spec, job)["rules"]:
+        for rule in [r for g in rule_groups(spec, job) for r in g["rules"]]:
             if "alert" in rule:
                 assert {"memprov_job", "memprov_env", "severity", "team", "owner", "model", "model_version"} <= set(
                     rule["labels"]
@@ -87,7 +104,7 @@ def test_annotations_as_prometheus_renders_them(tmp_path: Path) -> None:
     """The real rule file (with annotations) in promtool: a run held at 7.8 GiB of 8 GiB."""
     spec = load(ROOT / "memprov.yaml", "prod")
     clv = next(j for j in spec.jobs if j.id == "clv-daily")
-    (tmp_path / "rules.yaml").write_text(dumps({"groups": [rule_group(spec, clv)]}))
+    (tmp_path / "rules.yaml").write_text(dumps({"groups": rule_groups(spec, clv)}))
     held = 7.8 * 2**30
     labels = 'namespace="batch", pod="clv-daily-7f9c", container="clv-scorer", node="ip-10-0-3-7"'
     test = {
@@ -157,14 +174,21 @@ def test_memprov_test_proves_every_alert_kind(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_memprov_test_fails_when_a_rule_is_broken(tmp_path: Path) -> None:
-    """A critical alert that waits longer than the step lasts makes `memprov test` fail, not pass."""
+    """The generated tests are not written to pass: a critical alert whose threshold a rule file
+    gets wrong (above anything a run reaches) makes promtool fail the very tests `memprov test` wrote."""
     repo = example_repo(tmp_path / "repo")
-    text = (repo / "memprov.yaml").read_text()
-    slow = "    growth: {factor: 3, window: 15m}\n    usage: {critical_for: 20m}"
-    (repo / "memprov.yaml").write_text(text.replace("    growth: {factor: 3, window: 15m}", slow))
-    result = memprov("test", "--env", "local", "--job", "doc-embed", cwd=repo, timeout=300)
-    assert result.returncode == 1, result.stdout
-    assert "BatchJobMemoryCritical" in result.stdout and "FAILED" in result.stdout
+    out = tmp_path / "out"
+    result = memprov("test", "--env", "local", "--job", "doc-embed", "--out", str(out), cwd=repo, timeout=300)
+    assert result.returncode == 0, result.stdout
+    rules = out / "doc-embed.rules.yaml"
+    text = rules.read_text()
+    assert text.count("> 0.9\n") == 1, text  # the critical alert's threshold
+    rules.write_text(text.replace("> 0.9\n", "> 1.9\n"))
+    broken = subprocess.run(
+        ["promtool", "test", "rules", "doc-embed.test.yaml"], cwd=out, capture_output=True, text=True
+    )
+    assert broken.returncode == 1
+    assert "BatchJobMemoryCritical" in broken.stdout + broken.stderr and "FAILED" in broken.stdout + broken.stderr
 
 
 def test_an_annotations_template_overrides_the_alerts_it_names(tmp_path: Path) -> None:
@@ -204,3 +228,82 @@ def test_time_to_oom_warning_tier_is_optional_and_must_be_the_longer_horizon(tmp
     loaded = load(spec, "local")
     names = {r.get("alert") for job in loaded.jobs for r in rule_group(loaded, job)["rules"]}
     assert "BatchJobMemoryTimeToOOM" in names and "BatchJobMemoryTimeToOOMWarning" not in names
+
+
+def _all_rules(spec_path: Path, env: str = "local") -> dict[str, list[dict[str, Any]]]:
+    spec = load(spec_path, env)
+    return {job.id: rule_groups(spec, job) for job in spec.jobs}
+
+
+def test_raw_series_are_read_over_a_short_window_so_alerts_end_with_the_run() -> None:
+    """Every raw series goes through last_over_time(…[3 scrapes]) (the look-back delta never keeps a
+    finished run alive for five minutes), and every per-run series ANDs with the working set."""
+    for job, groups in _all_rules(ROOT / "memprov.yaml").items():
+        fast = {r.get("record") or r.get("alert"): r["expr"] for r in groups[0]["rules"]}
+        assert fast["memprov:memory_working_set:bytes"].count("last_over_time(") >= 1, job
+        assert "[1m30s])" in fast["memprov:memory_working_set:bytes"], job
+        ws = f'memprov:memory_working_set:bytes{{memprov_job="{job}", memprov_env="local"}}'
+        for name in ("memprov:memory_trough:bytes", "memprov:memory_run_age:seconds"):
+            assert fast[name].rstrip().endswith(f"and\n{ws}"), name
+        assert "memprov:memory_run_age:seconds" in fast["memprov:memory_trough_velocity:bytes_per_second"]
+
+
+def test_one_trough_slope_unless_the_windows_differ(tmp_path: Path) -> None:
+    """The growth velocity and the time-to-OOM trend were the same rule twice (issue 15): now one series."""
+    names = {r.get("record") for g in _all_rules(ROOT / "memprov.yaml")["clv-daily"] for r in g["rules"]}
+    assert "memprov:memory_trough_velocity:bytes_per_second" in names
+    assert "memprov:memory_trough_trend:bytes_per_second" not in names
+    repo = example_repo(tmp_path)
+    text = (
+        (repo / "memprov.yaml")
+        .read_text()
+        .replace("time_to_oom: {horizon: 30m}", "time_to_oom: {horizon: 30m, window: 20m}")
+    )
+    (repo / "memprov.yaml").write_text(text)
+    groups = _all_rules(repo / "memprov.yaml")["clv-daily"]
+    rules = {r.get("record") or r.get("alert"): r["expr"] for g in groups for r in g["rules"]}
+    assert "deriv(memprov:memory_trough:bytes" in rules["memprov:memory_trough_trend:bytes_per_second"]
+    assert "[20m])" in rules["memprov:memory_trough_trend:bytes_per_second"]
+    assert "memprov:memory_trough_trend:bytes_per_second" in rules["BatchJobMemoryTimeToOOM"]
+
+
+def test_slow_group_holds_the_anomaly_reference_and_the_oom_report() -> None:
+    for job, groups in _all_rules(ROOT / "memprov.yaml").items():
+        assert [g["interval"] for g in groups] == ["30s", "5m"]
+        slow = {r.get("record") or r.get("alert"): r["expr"] for r in groups[1]["rules"]}
+        assert {"memprov:job_memory_history_mean:bytes", "memprov:job_memory_history_stddev:bytes"} <= set(slow)
+        mean = slow["memprov:job_memory_history_mean:bytes"]
+        assert mean.count(" or vector(0))") == 6 and ">= 2)" in mean  # whatever weeks exist, at least min_weeks
+        assert ("BatchJobOOMKilled" in slow) == (job != "feature-batch")
+        fast = [r["expr"] for r in groups[0]["rules"]]
+        assert not any("offset" in e or "quantile_over_time" in e for e in fast), job  # no history read every 30 s
+
+
+def test_the_baseline_ships_as_constants_and_decides_the_oom_rule(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path)
+    (repo / "baselines").mkdir()
+    (repo / "baselines" / "local.yaml").write_text(
+        "jobs:\n  clv-daily:\n    runs: 20\n    peak_p95: 4Gi\n    velocity: 18Mi\n    floor: 2.5Gi\n"
+        "    floor_velocity: 20Mi\n    floor_noise: 40Mi\n    burst: 30Mi\n    sawtooth: 400Mi\n"
+        "    duration_max: 1h40m\n    end_peak_max: 4.1Gi\n    oom_source: none\n"
+        "    weekdays: {sat: {runs: 2, duration_max: 2h30m, end_peak_max: 5Gi}}\n"
+    )
+    groups = _all_rules(repo / "memprov.yaml")["clv-daily"]
+    rules = {r.get("record") or r.get("alert"): r["expr"] for g in groups for r in g["rules"]}
+    assert "BatchJobOOMKilled" not in rules  # the baseline found no OOM-kill series: no rule at all
+    off = rules["BatchJobMemoryAboveBaseline"]
+    # floor + margin (max(1 % of 8Gi, 1.5 x 40Mi)) + 20Mi/min x 1.1 x (age - 8m)
+    assert off.startswith("memprov:memory_trough:bytes{") and "2.77025e+09 + 384478 *" in off, off
+    assert "clamp_min(memprov:memory_run_age:seconds" in off and "- 480, 0)" in off
+    tto = rules["BatchJobMemoryTimeToOOM"]
+    assert "+ 4.1943e+08" in tto  # the sawtooth on top of the troughs: the peaks
+    assert "day_of_week(time() - memprov:memory_run_age:seconds" in tto and "== bool 6) * 3000" in tto
+    growth = rules["BatchJobMemoryGrowthFast"]
+    assert growth.endswith("/ 314573 > 3"), growth  # max(3 x 18Mi, 1.2 x 30Mi) over 18Mi per minute
+
+
+def test_process_jobs_read_their_own_environments_runs_only() -> None:
+    """One Prometheus scraping the wrappers of several environments: each reads its own (issue 15)."""
+    for env in ("local", "prod"):
+        ws = next(r for r in _all_rules(ROOT / "memprov.yaml", env)["feature-batch"][0]["rules"] if "record" in r)
+        assert f'memprov_job_rss_bytes{{memprov_job="feature-batch", memprov_env="{env}"}}' in ws["expr"]

@@ -71,7 +71,7 @@ def test_cortex_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         _env(repo, "cortex", f"  prometheus: {{type: cortex, url: '{fake.url}', tenant: t1, namespace: batch}}\n")
         plan, backends = _plan(repo, "cortex")
         assert apply(plan, targets_of(backends), retry=NO_SLEEP).ok
-        assert len(fake.groups("t1", "batch")) == len(JOBS)
+        assert len(fake.groups("t1", "batch")) == 2 * len(JOBS)  # a fast and a slow group per job
         assert fake.groups("other-tenant", "batch") == {}  # X-Scope-OrgID: one tenant's namespace only
         assert all(path.startswith("/api/v1/rules/batch") for _, path in fake.requests)
     finally:
@@ -89,7 +89,7 @@ def test_prometheusrule_manifests_pass_promtool(tmp_path: Path) -> None:
     plan, backends = _plan(repo, "k8s")
     assert apply(plan, targets_of(backends), retry=NO_SLEEP).ok
     files = sorted((repo / "manifests").glob("*.yaml"))
-    assert len(files) == len(JOBS)
+    assert len(files) == 2 * len(JOBS)  # a fast and a slow group per job
     doc = yaml.safe_load(files[0].read_text())
     assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
     assert doc["metadata"]["labels"] == {
@@ -133,7 +133,9 @@ def test_reload_target_against_a_real_prometheus(tmp_path: Path) -> None:
         result = memprov("apply", "--env", "live", "--backend", "prometheus", "--yes", cwd=repo)
         assert result.returncode == 0, result.stdout + result.stderr
         groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
-        assert sorted(g["name"] for g in groups) == [f"memprov-live-{j}" for j in sorted(JOBS)]
+        assert sorted(g["name"] for g in groups) == sorted(
+            f"memprov-live-{j}{part}" for j in JOBS for part in ("", "-slow")
+        )
         alerts = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
         assert {"BatchJobMemoryWarning", "BatchJobMemoryGrowthFast", "BatchJobMemoryTimeToOOM"} <= alerts
         assert all(r["health"] != "err" for g in groups for r in g["rules"])

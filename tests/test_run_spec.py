@@ -11,11 +11,11 @@ from provisioner.spec.model import Metrics, Selector
 from provisioner.spec.sources import sources
 from tests.helpers import example_repo, memprov
 
-SERIES = 'memprov_job_rss_bytes{memprov_job="feature-batch"}'
+SERIES = 'memprov_job_rss_bytes{memprov_job="feature-batch", memprov_env="local"}'
 
 
 def test_process_sources_use_the_wrapper_metrics_unless_process_exporter_is_named() -> None:
-    src = sources("process", Selector(), Metrics(), "feature-batch")
+    src = sources("process", Selector(), Metrics(), "feature-batch", "local")
     assert (src.working_set, src.group_by) == (SERIES, ("instance", "memprov_job"))
     exporter = sources("process", Selector(groupname="embedder"), Metrics(), "feature-batch")
     assert exporter.working_set == 'namedprocess_namegroup_memory_bytes{groupname="embedder", memtype="resident"}'

@@ -89,7 +89,7 @@ def test_validate_parses_every_rendered_rule_and_blames_the_job(repo: Path) -> N
     spec = load(repo / "memprov.yaml")
     assert render_problems(spec) == []
     job = spec.jobs[0]
-    broken = dataclasses.replace(job, sources=dataclasses.replace(job.sources, working_set="x{"))
+    broken = dataclasses.replace(job, sources=dataclasses.replace(job.sources, working_set="x{", ws_selectors=("x{",)))
     problems = render_problems(dataclasses.replace(spec, jobs=(broken, *spec.jobs[1:])))
     assert problems and {(p.file, p.line, p.path) for p in problems} == {("memprov.yaml", 32, "jobs.clv-daily")}
     assert problems[0].message.startswith("the rendered rule memprov:memory_working_set:bytes is not valid PromQL")

@@ -127,7 +127,7 @@ def test_files_target_then_reload_as_prometheus_yml_says(tmp_path: Path, prometh
     assert memprov("apply", "--backend", "prometheus", "--yes", cwd=repo).returncode == 0
     assert _loaded_groups(url) == []  # written, not yet read
     assert httpx.post(f"{url}/-/reload").status_code == 200
-    assert _loaded_groups(url) == [f"memprov-local-{j}" for j in JOBS]
+    assert _loaded_groups(url) == sorted(f"memprov-local-{j}{part}" for j in JOBS for part in ("", "-slow"))
 
 
 @pytest.mark.integration
@@ -160,7 +160,7 @@ def test_the_readmes_environment_against_real_servers(
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert not any(v in applied.stdout + applied.stderr for v in SECRETS.values())
         # Prometheus: reloaded by memprov, every group loaded
-        assert _loaded_groups(prom_url) == [f"memprov-prod-{j}" for j in JOBS]
+        assert _loaded_groups(prom_url) == sorted(f"memprov-prod-{j}{part}" for j in JOBS for part in ("", "-slow"))
         # Alertmanager: memprov's config loaded, each secret in its own file, mode 0600, never in the config
         original = httpx.get(f"{am_url}/api/v2/status").json()["config"]["original"]
         assert "memprov-blackhole" in original and "-secret-" not in original
@@ -188,7 +188,9 @@ def test_the_readmes_mimir_environment(tmp_path: Path) -> None:
         env = {"MIMIR_TOKEN": "mimir-token"}
         applied = memprov("apply", "--env", "prod", "--backend", "prometheus", "--yes", cwd=repo, env=env)
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert sorted(ruler.groups("ml-batch", "memprov-batch-inference-prod")) == [f"memprov-prod-{j}" for j in JOBS]
+        assert sorted(ruler.groups("ml-batch", "memprov-batch-inference-prod")) == sorted(
+            f"memprov-prod-{j}{part}" for j in JOBS for part in ("", "-slow")
+        )
     finally:
         ruler.close()
 
@@ -217,9 +219,9 @@ def test_compose_mounts_what_memprov_writes(tmp_path: Path) -> None:
     config = yaml.safe_load((repo / "docs" / "servers" / "prometheus.yml").read_text())
     [glob] = config["rule_files"]
     mounted = next(s for s, t in prom.items() if glob.startswith(t + "/"))
-    assert sorted(p.name for p in (repo / "docs" / mounted).glob(Path(glob).name)) == [
-        f"memprov-local-{j}.rules.yaml" for j in JOBS
-    ]
+    assert sorted(p.name for p in (repo / "docs" / mounted).glob(Path(glob).name)) == sorted(
+        f"memprov-local-{j}{part}.rules.yaml" for j in JOBS for part in ("", "-slow")
+    )
     assert "--web.enable-lifecycle" in services["prometheus"]["command"]
     # Alertmanager: the config file is in a mounted directory; every secret file it reads is a compose secret
     am = services["alertmanager"]

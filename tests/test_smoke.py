@@ -11,13 +11,13 @@ def test_plan_apply_replan_is_empty(tmp_path: Path) -> None:
     repo = example_repo(tmp_path / "repo")
     first = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert first.returncode == 3, first.stderr
-    assert "11 to create" in first.stdout  # 4 rule files, alertmanager.yml, 5 dashboards, 1 provider
+    assert "15 to create" in first.stdout  # 8 rule files (2 per job), alertmanager.yml, 5 dashboards, 1 provider
     applied = memprov("apply", "--env", "local", "--yes", cwd=repo)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "11 of 11 changes applied" in applied.stdout
+    assert "15 of 15 changes applied" in applied.stdout
     again = memprov("plan", "--env", "local", "--detailed-exitcode", cwd=repo)
     assert again.returncode == 0, again.stdout
-    assert "0 to create, 0 to update, 0 to delete, 11 unchanged" in again.stdout
+    assert "0 to create, 0 to update, 0 to delete, 15 unchanged" in again.stdout
 
 
 def test_removing_every_job_of_a_backend_prunes_its_files(tmp_path: Path) -> None:

@@ -55,7 +55,9 @@ def test_a_bad_expression_is_found_once_its_shape_is_known_good(tmp_path: Path) 
     spec = load(example_repo(tmp_path / "repo") / "memprov.yaml")
     assert render_problems(spec) == []
     job = spec.jobs[-1]
-    broken = dataclasses.replace(job, sources=dataclasses.replace(job.sources, working_set='m{a="b"} offset'))
+    broken = dataclasses.replace(
+        job, sources=dataclasses.replace(job.sources, working_set='m{a="b"} offset', ws_selectors=('m{a="b"} offset',))
+    )
     problems = render_problems(dataclasses.replace(spec, jobs=(*spec.jobs[:-1], broken)))
     assert problems and {(p.file, p.path) for p in problems} == {("memprov.yaml", f"jobs.{job.id}")}
     assert all("is not valid PromQL" in p.message and p.line for p in problems)

@@ -131,7 +131,7 @@ def test_pull_request_comment_then_apply_on_merge(world: dict[str, Path]) -> Non
     assert found.stdout.strip() == checksum
     applied = step(world, "apply", "local", checksum)
     assert applied.returncode == 0, applied.stderr
-    assert "Apply complete: 11 of 11 changes applied" in applied.stdout
+    assert "Apply complete: 15 of 15 changes applied" in applied.stdout
     assert (repo / "out" / "local" / "prometheus" / "memprov-local-image-embed.rules.yaml").is_file()
 
 

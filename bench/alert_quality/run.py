@@ -1,24 +1,27 @@
-"""Alert-quality benchmark: memprov's rules against the naive static rule, on a real Prometheus.
+"""Alert-quality benchmark: memprov's rules, on traces nobody tuned them on, scored by a real Prometheus.
 
-    python bench/alert_quality/run.py [--runs N] [--seed S] [--json OUT]
+    python bench/alert_quality/run.py --seeds 201-212 [--out DIR] [--json OUT]
 
-Generates seeded traces for the example spec's jobs (tracegen.py) with weeks of healthy history
-before the evaluated runs (as many days as the rules look back, unless ``--history-days``),
-backfills them into a temporary Prometheus (provisioner.history.promapi), evaluates every alert of
-each job's rendered rule group with Prometheus' own semantics (recording rules inlined,
-query_range at the group interval, the for/keep_firing_for state machine:
-provisioner.analysis.evaluate), evaluates the static ``working set / limit > 0.85 for 2m`` rule the same
-way, scores both against the ground truth (score.py) and prints Markdown tables (report.py).
-See README.md for the method and how to read the tables.
+Per seed, the independent checkers' shape (tracegen.py): 32 jobs x 14 days of cAdvisor series with
+ground truth. Days 1-7 are history: they are written as OpenMetrics and given to the real
+``memprov baseline --series`` in a scratch repository whose ``memprov.yaml`` declares each job as a
+user would (its selector and limit, default settings). Days 8-14 are scored: the rules that
+``memprov render`` makes of that spec and the baselines are evaluated over all 14 days in a
+temporary Prometheus (recording rules inlined, ``query_range`` at the group interval, the
+``for``/``keep_firing_for`` state machine: provisioner.analysis.evaluate), next to the naive static rule
+``working set / limit > 0.85 for 5m``, and scored (score.py). Per seed the episodes are kept as
+JSON in ``--out`` (``--reuse`` skips seeds already there); the tables (report.py) add up all the
+seeds given. The seeds used for tuning and those used for reporting are fixed below: never tune on
+a reporting seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,18 +31,20 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-from report import alert_table, as_json, examples, job_table, kind_table, summary_table, verdict  # noqa: E402
-from score import score  # noqa: E402
-from tracegen import DAY, Generator, JobShape, Plan, Run  # noqa: E402
+from report import main_table, regime_table, verdict  # noqa: E402
+from score import Ep, Tally, score_seed  # noqa: E402
+from tracegen import DAY, MI, REGIMES, T0, Generator, JobShape, Run  # noqa: E402
 
-from provisioner.analysis.evaluate.alerts import Episode, duration, evaluate_alert  # noqa: E402
-from provisioner.analysis.evaluate.inline import inline_group  # noqa: E402
-from provisioner.core.units import parse_duration  # noqa: E402
-from provisioner.history.promapi import Series, TempPrometheus  # noqa: E402
-from provisioner.render.prometheus.rules import rule_group  # noqa: E402
+from provisioner.analysis.evaluate.alerts import duration, evaluate_alert  # noqa: E402
+from provisioner.analysis.evaluate.inline import inline_groups  # noqa: E402
+from provisioner.history.promapi import Series, TempPrometheus, openmetrics  # noqa: E402
+from provisioner.render.prometheus.rules import ALERTS, rule_groups  # noqa: E402
 from provisioner.spec.loader import load  # noqa: E402
-from provisioner.spec.resolved import ResolvedJob, ResolvedSpec  # noqa: E402
 
+TUNING_SEEDS = (101, 102, 103)  # the rules' defaults were tuned on these only
+REPORTING_SEEDS = tuple(range(201, 213))  # the published tables; never looked at while tuning
+MEMPROV = "memprov"
+STATIC = "static 85 % for 5m"
 STATIC_GROUP: dict[str, Any] = {
     "name": "static-85-percent",
     "interval": "30s",
@@ -47,146 +52,218 @@ STATIC_GROUP: dict[str, Any] = {
         {
             "alert": "StaticMemoryAbove85Percent",
             "expr": "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.85",
-            "for": "2m",
+            "for": "5m",
             "labels": {"severity": "warning"},
         }
     ],
 }
-_OFFSET = re.compile(r"\boffset\s+([0-9][0-9smhdwy]*)")
-_RANGE = re.compile(r"\[\s*([0-9][0-9smhdwy]*)\s*(?::[^\]]*)?\]")
 
 
-def traced_jobs(spec: ResolvedSpec) -> list[ResolvedJob]:
-    """The jobs the generator can trace: cAdvisor series of kubernetes jobs (the example's process
-    job, wrapped by `memprov run`, has other series and is left out)."""
-    return [j for j in spec.jobs_using("prometheus") if j.runtime == "kubernetes"]
+def spec_text(jobs: list[JobShape], defaults: str = "") -> str:
+    """The spec a user would write: one job per trace job, its selector and limit, default settings
+    (``defaults``: a YAML flow mapping of other settings to measure, e.g. ``{growth: {for: 3m}}``)."""
+    lines = ["version: 1", "name: alert-bench", *([f"defaults: {defaults}"] if defaults else []), "jobs:"]
+    for j in jobs:
+        lines += [
+            f"  {j.id}:",
+            "    owner: bench",
+            f"    model: {{name: {j.id}, version: '1'}}",
+            "    runtime: kubernetes",
+            f"    selector: {{namespace: {j.namespace}, container: {j.container}}}",
+            f"    memory: {{limit: {round(j.limit / MI)}Mi}}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
-def job_shapes(spec: ResolvedSpec) -> list[JobShape]:
-    out = []
-    for job in traced_jobs(spec):
-        b = job.baseline
-        if b is None or b.peak_p50 is None or b.peak_p95 is None or b.velocity is None:
-            raise SystemExit(f"job {job.id}: the benchmark needs memory.baseline peak_p50, peak_p95 and velocity")
-        sel = job.selector
-        if not sel.namespace or not sel.container:
-            raise SystemExit(f"job {job.id}: the benchmark needs a kubernetes selector with namespace and container")
-        out.append(
-            JobShape(
-                job.id,
-                sel.namespace,
-                sel.container,
-                float(job.limit),
-                float(b.peak_p50),
-                float(b.peak_p95),
-                b.velocity / 60,
-            )
-        )
-    return out
-
-
-def history_needed(groups: list[dict[str, Any]]) -> float:
-    """How far back the alerts look, an upper bound: the largest offset plus all distinct ranges."""
-    need = 0.0
-    for group in groups:
-        for rule in inline_group(group):
-            expr = str(rule["expr"])
-            offsets = [parse_duration(o) for o in _OFFSET.findall(expr)]
-            ranges = {parse_duration(r) for r in _RANGE.findall(expr)}
-            need = max(need, max(offsets, default=0.0) + sum(ranges) + duration(rule.get("for")))
-    return need
-
-
-def series_of(runs: list[Run], shapes: dict[str, JobShape]) -> list[Series]:
+def series_of(runs: list[Run], jobs: dict[str, JobShape], before: float | None = None) -> list[Series]:
+    """cAdvisor's working set and limit of every pod (a restarted container gets a new ``id``)."""
     out = []
     for run in runs:
-        job = shapes[run.job]
-        labels = {"namespace": job.namespace, "pod": run.pod, "container": job.container, "node": run.node}
-        out.append(Series.of("container_memory_working_set_bytes", labels, run.samples))
-        out.append(Series.of("container_spec_memory_limit_bytes", labels, [(t, job.limit) for t, _ in run.samples]))
+        job = jobs[run.job]
+        for pod in run.pods:
+            parts: dict[str, list[tuple[float, float]]] = {}
+            for t, v in pod.samples:
+                if before is None or t < before:
+                    container = "1" if pod.restarted is None or t < pod.restarted else "2"
+                    parts.setdefault(container, []).append((t, v))
+            for n, samples in parts.items():
+                labels = {
+                    "namespace": job.namespace,
+                    "pod": pod.name,
+                    "container": job.container,
+                    "node": pod.node,
+                    "image": f"registry.example/{job.id}:1",
+                    "id": f"/kubepods/burstable/pod-{pod.name}/{n}",
+                }
+                out.append(Series.of("container_memory_working_set_bytes", labels, samples))
+                out.append(Series.of("container_spec_memory_limit_bytes", labels, [(t, job.limit) for t, _ in samples]))
     return out
 
 
-def evaluate(prom: TempPrometheus, groups: list[dict[str, Any]], start: float, end: float) -> list[Episode]:
-    """Every alert of every group, two queries at a time (two cores)."""
-    tasks = [(rule, duration(g["interval"])) for g in groups for rule in inline_group(g)]
+def baseline(repo: Path, history_days: int) -> str:
+    """Run the real ``memprov baseline`` on the history files; returns baselines/local.yaml."""
+    cmd = [sys.executable, "-m", "provisioner", "baseline", "--env", "local"]
+    cmd += ["--series", str(repo / "history"), "--since", f"{history_days}d"]
+    result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode not in (0, 1):  # 1: the spec does not validate with the new baselines (reported)
+        raise SystemExit(f"memprov baseline failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return (repo / "baselines" / "local.yaml").read_text(encoding="utf-8")
+
+
+BEFORE, AFTER = 600.0, 7200.0  # each job's alerts are evaluated from 10 minutes before a run to 2 hours after
+
+
+def spans(runs: list[Run], start: float, end: float) -> list[tuple[float, float]]:
+    """The stretches of ``[start, end]`` around ``runs``, merged: a batch job's alerts can only fire
+    while it runs, and outside-run episodes start within minutes of the end (2 hours are kept)."""
+    out: list[tuple[float, float]] = []
+    for run in sorted(runs, key=lambda r: r.start):
+        lo, hi = max(start, run.start - BEFORE), min(end, run.end + AFTER)
+        if hi < lo:
+            continue
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def evaluate(
+    prom: TempPrometheus,
+    jobs: list[list[dict[str, Any]]],
+    start: float,
+    end: float,
+    windows: list[list[tuple[float, float]]] | None = None,
+) -> list[Any]:
+    """Every alert of every job's groups (recording rules inlined), over the job's ``windows`` (default:
+    all of ``[start, end]``), two queries at a time."""
+    tasks = [
+        (rule, duration(interval), lo, hi)
+        for i, groups in enumerate(jobs)
+        for rule, interval in inline_groups(groups)
+        for lo, hi in (windows[i] if windows is not None else [(start, end)])
+    ]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(lambda task: evaluate_alert(prom, task[0], start, end, task[1]), tasks)
+        results = pool.map(lambda t: evaluate_alert(prom, t[0], t[2], t[3], t[1]), tasks)
         return [e for eps in results for e in eps]
+
+
+def to_eps(episodes: list[Any], pod_job: dict[str, str]) -> list[Ep]:
+    out = []
+    for e in episodes:
+        label = e.label
+        pod = label.get("pod", "")
+        job = label.get("memprov_job") or pod_job.get(pod, "")
+        key = ",".join(f"{k}={v}" for k, v in e.labels)
+        out.append(Ep(e.alert, e.severity, pod, job, key, e.start, e.end))
+    return out
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    clock = time.monotonic()
+    gen = Generator(seed, jobs=args.jobs, days=args.days)
+    runs = gen.runs()
+    jobs = {j.id: j for j in gen.jobs}
+    cut = T0 + args.history_days * DAY
+    with tempfile.TemporaryDirectory(prefix="memprov-aq-") as tmp:
+        repo = Path(tmp)
+        (repo / "memprov.yaml").write_text(spec_text(gen.jobs, args.defaults), encoding="utf-8")
+        (repo / "history").mkdir()
+        (repo / "history" / "cadvisor.om").write_text(openmetrics(series_of(runs, jobs, cut)), encoding="utf-8")
+        reused = args.baselines_from / f"seed-{seed}.json" if args.baselines_from else None
+        if reused is not None and reused.exists():  # re-score other rules on the same baselines
+            baselines = json.loads(reused.read_text(encoding="utf-8"))["baselines"]
+            (repo / "baselines").mkdir()
+            (repo / "baselines" / "local.yaml").write_text(baselines, encoding="utf-8")
+        else:
+            baselines = baseline(repo, args.history_days)
+        took = time.monotonic() - clock
+        log(f"seed {seed}: {len(runs)} runs, baselines from days 1-{args.history_days} ({took:.0f}s)")
+        spec = load(repo / "memprov.yaml", "local")
+        groups = [rule_groups(spec, job) for job in spec.jobs]
+        found = {str(r["alert"]) for gs in groups for g in gs for r in g["rules"] if "alert" in r}
+        alerts = [n for names in ALERTS.values() for n in names if n in found]
+        end = max(r.end for r in runs) + 2 * 3600
+        with TempPrometheus(lookback_delta=args.lookback, workdir=Path(tmp)) as prom:
+            prom.backfill(series_of(runs, jobs))
+            prom.start()
+            pod_job = {p.name: r.job for r in runs for p in r.pods}
+            windows = [spans([r for r in runs if r.job == job.id], cut, end) for job in spec.jobs]
+            mine = to_eps(evaluate(prom, groups, cut, end, windows), pod_job)
+            log(f"seed {seed}: memprov's rules evaluated ({len(mine)} episodes, {time.monotonic() - clock:.0f}s)")
+            static = to_eps(evaluate(prom, [[STATIC_GROUP]], cut, end), pod_job)
+    log(f"seed {seed}: done in {time.monotonic() - clock:.0f}s")
+    return {
+        "seed": seed,
+        "jobs": args.jobs,
+        "days": args.days,
+        "history_days": args.history_days,
+        "lookback": args.lookback,
+        "alerts": {MEMPROV: alerts, STATIC: ["StaticMemoryAbove85Percent"]},
+        "episodes": {MEMPROV: [e.as_list() for e in mine], STATIC: [e.as_list() for e in static]},
+        "baselines": baselines,
+        "seconds": round(time.monotonic() - clock),
+    }
+
+
+def totals_of(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Tally]]]:
+    totals: dict[str, dict[str, dict[str, Tally]]] = {}
+    for res in results:
+        runs = Generator(res["seed"], jobs=res["jobs"], days=res["days"]).runs()
+        sets = {name: [Ep(*e) for e in eps] for name, eps in res["episodes"].items()}
+        scored = score_seed(sets, res["alerts"], runs, res["history_days"])
+        for name, views in scored.items():
+            for view, cells in views.items():
+                for regime, t in cells.items():
+                    totals.setdefault(name, {}).setdefault(view, {}).setdefault(regime, Tally()).add(t)
+    return totals
+
+
+def seeds_of(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=168, help="evaluated runs per job (default 168: six weeks)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--per-day", type=int, default=4, help="runs per job and day (default 4)")
-    parser.add_argument(
-        "--history-days",
-        type=int,
-        help="healthy history before the evaluated runs "
-        "(default: as far back as the rules look, rounded up, plus a day)",
-    )
-    parser.add_argument("--spec", type=Path, default=ROOT / "memprov.yaml")
-    parser.add_argument("--env", default="local")
-    parser.add_argument("--json", type=Path, help="write every number and every incident to this file")
+    parser.add_argument("--seeds", default=",".join(map(str, REPORTING_SEEDS[:1])), help="e.g. 201-212 or 101,102")
+    parser.add_argument("--jobs", type=int, default=32)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--history-days", type=int, default=7)
+    parser.add_argument("--lookback", default="5m", help="Prometheus look-back delta (default: Prometheus' own 5m)")
+    parser.add_argument("--out", type=Path, help="keep each seed's episodes here (seed-N.json)")
+    parser.add_argument("--reuse", action="store_true", help="do not re-run seeds whose JSON is in --out")
+    parser.add_argument("--json", type=Path, help="write the totals as JSON")
+    parser.add_argument("--baselines-from", type=Path, help="take each seed's baselines from an earlier --out")
+    parser.add_argument("--defaults", default="", help="settings other than the defaults, e.g. '{growth: {for: 3m}}'")
     args = parser.parse_args(argv)
-
-    clock = time.monotonic()
-    spec = load(args.spec, args.env)
-    groups = [rule_group(spec, job) for job in traced_jobs(spec)]
-    need = history_needed(groups)
-    history_days = args.history_days if args.history_days is not None else math.ceil(need / DAY) + 1
-    plan = Plan(
-        seed=args.seed, runs=args.runs, history_days=history_days, per_day=args.per_day, scrape=spec.scrape_interval
-    )
-    shapes = {s.id: s for s in job_shapes(spec)}
-    runs = Generator(plan).runs(list(shapes.values()))
-    series = series_of(runs, shapes)
-    log(
-        f"{len(runs)} runs ({sum(r.scored for r in runs)} evaluated) over {history_days} + {plan.eval_days} days; "
-        f"the rules look back {need / DAY:.1f} days"
-    )
-    lookback = f"{round(1.5 * spec.scrape_interval)}s"  # a killed container's series ends within a scrape
-    with TempPrometheus(lookback_delta=lookback) as prom:
-        samples = prom.backfill(series)
-        prom.start()
-        log(f"backfilled {samples} samples in {time.monotonic() - clock:.0f}s")
-        memprov_eps = evaluate(prom, groups, plan.eval_start, plan.end)
-        log(f"memprov's rules evaluated ({len(memprov_eps)} episodes) at {time.monotonic() - clock:.0f}s")
-        static_eps = evaluate(prom, [STATIC_GROUP], plan.eval_start, plan.end)
-        log(f"static rule evaluated ({len(static_eps)} episodes) at {time.monotonic() - clock:.0f}s")
-    scores = [score("memprov", memprov_eps, runs), score("static 85 % for 2m", static_eps, runs)]
-    severities = {
-        r["alert"]: (r.get("labels", {}).get("severity", ""), r.get("labels", {}).get("memprov_kind", ""))
-        for g in groups
-        for r in g["rules"]
-        if "alert" in r
-    }
-    print(f"## Alert quality: {args.spec.name} ({args.env}), seed {args.seed}, {args.runs} evaluated runs per job\n")
+    seeds = seeds_of(args.seeds)
+    results = []
+    for seed in seeds:
+        path = args.out / f"seed-{seed}.json" if args.out else None
+        if path is not None and args.reuse and path.exists():
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+            continue
+        res = run_seed(seed, args)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(res) + "\n", encoding="utf-8")
+        results.append(res)
+    totals = totals_of(results)
+    regimes = list(REGIMES)
     print(
-        f"{plan.per_day} runs per job and day; {history_days} days of healthy history, then {plan.eval_days} "
-        f"evaluated days; scrape and evaluation every {spec.scrape_interval:g}s; look-back delta {lookback}.\n"
+        f"## Alert quality: seeds {args.seeds}, {args.jobs} jobs x {args.days} days, scored from day "
+        f"{args.history_days + 1}, look-back {args.lookback}\n"
     )
-    print(summary_table(scores) + "\n\n" + kind_table(scores) + "\n")
-    print("### memprov, per job (caught, median lead / best)\n\n" + job_table(scores[0]) + "\n")
-    print("### memprov's alerts\n\n" + alert_table(scores[0], severities) + "\n")
-    for s in scores:
-        print(f"### {s.name}: examples\n")
-        print("\n".join(examples(s)) or "- nothing to report")
-        print()
-    print("### Targets (issue 3)\n\n" + "\n".join(f"- {verdict(s)}" for s in scores))
+    print(main_table(totals, MEMPROV) + "\n")
+    print("### Per regime\n\n" + regime_table(totals, MEMPROV, regimes) + "\n")
+    print("### Targets (issue 14)\n\n" + "\n".join(verdict(totals, MEMPROV)))
     if args.json:
-        params = {
-            "seed": args.seed,
-            "runs": args.runs,
-            "per_day": args.per_day,
-            "history_days": history_days,
-            "spec": str(args.spec),
-            "env": args.env,
-            "lookback_delta": lookback,
-        }
-        args.json.write_text(json.dumps(as_json(scores, params), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    log(f"done in {time.monotonic() - clock:.0f}s")
+        data = {n: {v: {r: t.as_dict() for r, t in c.items()} for v, c in vs.items()} for n, vs in totals.items()}
+        args.json.write_text(json.dumps({"seeds": seeds, "totals": data}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

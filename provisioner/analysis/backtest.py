@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.analysis.evaluate.alerts import Episode, duration, evaluate_alert
-from provisioner.analysis.evaluate.inline import inline_group
+from provisioner.analysis.evaluate.inline import inline_groups
 from provisioner.history.prometheus import Querier, Run, read_runs
-from provisioner.render.prometheus.rules import rule_group
+from provisioner.render.prometheus.rules import rule_groups
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
 FLAP_WINDOW = 600.0
@@ -51,12 +51,22 @@ class AlertStats:
 
 
 @dataclass
+class SeverityStats:
+    """Every alert of one severity as one notification stream: overlapping episodes of a run merged."""
+
+    severity: str
+    false_alarms: int = 0  # merged episodes on runs that finished without an OOM
+    runs_alerted: int = 0  # such runs with at least one
+
+
+@dataclass
 class JobResult:
     job: str
     runs: list[Run]
     episodes: list[Episode]
     ooms: list[Oom] = field(default_factory=list)
     alerts: dict[str, AlertStats] = field(default_factory=dict)
+    severities: dict[str, SeverityStats] = field(default_factory=dict)
 
     @property
     def healthy_runs(self) -> int:
@@ -110,16 +120,18 @@ def evaluate_job(
     runs: Sequence[Run],
     start: float,
     end: float,
-    group: dict[str, Any] | None = None,
+    groups: list[dict[str, Any]] | None = None,
 ) -> list[Episode]:
-    """Episodes of every alert of ``job``'s rule group (``group``: another revision's) around its runs."""
-    group = group or rule_group(spec, job)
-    step = duration(group.get("interval")) or spec.evaluation_interval
-    rules = inline_group(group)
-    hold = max((duration(r.get("for")) for r in rules), default=0.0)
-    keep = max((duration(r.get("keep_firing_for")) for r in rules), default=0.0)
+    """Episodes of every alert of ``job``'s rule groups (``groups``: another revision's) around its runs."""
+    groups = groups or rule_groups(spec, job)
+    rules = inline_groups(groups)
+    hold = max((duration(r.get("for")) for r, _ in rules), default=0.0)
+    keep = max((duration(r.get("keep_firing_for")) for r, _ in rules), default=0.0)
+    step = max((duration(i) for _, i in rules), default=spec.evaluation_interval)
     spans = windows(runs, start, end, hold + 2 * step, keep + hold + RUN_TAIL)
-    episodes = [e for r in rules for lo, hi in spans for e in evaluate_alert(prom, r, lo, hi, step)]
+    episodes = [
+        e for r, interval in rules for lo, hi in spans for e in evaluate_alert(prom, r, lo, hi, duration(interval))
+    ]
     return sorted(episodes, key=lambda e: (e.start, e.alert, e.labels))
 
 
@@ -155,6 +167,15 @@ def score(job: ResolvedJob, runs: list[Run], episodes: list[Episode], severities
                 stats.false_alarms += 1
     for name, names in fired.items():
         result.alerts[name].runs_fired = len(names)
+    for severity in SCORED:
+        sev = result.severities[severity] = SeverityStats(severity)
+        for run in runs:
+            if run.oom:
+                continue
+            mine = [e for e, owner in owners if owner is run and e.severity == severity]
+            merged = _merged(e for e in mine if run.start <= e.start <= run.end + FLAP_WINDOW)
+            sev.false_alarms += merged
+            sev.runs_alerted += merged > 0
     last_end: dict[tuple[str, tuple[tuple[str, str], ...]], float | None] = {}
     for e in episodes:
         key = (e.alert, e.labels)
@@ -182,22 +203,37 @@ def score(job: ResolvedJob, runs: list[Run], episodes: list[Episode], severities
     return result
 
 
+def _merged(episodes: Iterable[Episode]) -> int:
+    """How many notifications overlapping episodes make (an episode still firing swallows the rest)."""
+    count, end, firing = 0, 0.0, False
+    for e in sorted(episodes, key=lambda e: e.start):
+        if count and (firing or e.start <= end):
+            firing = firing or e.end is None
+            end = max(end, e.end or end)
+            continue
+        count, end, firing = count + 1, e.end or e.start, e.end is None
+    return count
+
+
 def backtest(
     prom: Querier,
     spec: ResolvedSpec,
     jobs: Iterable[ResolvedJob],
     start: float,
     end: float,
-    groups: dict[str, dict[str, Any]] | None = None,
+    groups: dict[str, list[dict[str, Any]]] | None = None,
 ) -> list[JobResult]:
     """Runs, episodes and scores of each job (``groups``: rule groups to use instead of ``spec``'s, by job id)."""
     out = []
     for job in jobs:
         runs = read_runs(prom, spec, job, start, end)
-        group = (groups or {}).get(job.id) or rule_group(spec, job)
+        mine = (groups or {}).get(job.id) or rule_groups(spec, job)
         severities = {
-            str(r["alert"]): str((r.get("labels") or {}).get("severity", "")) for r in group["rules"] if "alert" in r
+            str(r["alert"]): str((r.get("labels") or {}).get("severity", ""))
+            for g in mine
+            for r in g["rules"]
+            if "alert" in r
         }
-        episodes = evaluate_job(prom, spec, job, runs, start, end, group)
+        episodes = evaluate_job(prom, spec, job, runs, start, end, mine)
         out.append(score(job, runs, episodes, severities))
     return out

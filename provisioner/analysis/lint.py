@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from provisioner.core.units import format_duration, format_size
+from provisioner.core.units import format_duration, format_size, parse_duration
 from provisioner.kinds import ALL as KINDS
 from provisioner.render.alertmanager import config
-from provisioner.render.prometheus.rules import rule_group
+from provisioner.render.prometheus.rules import MIN_PROMETHEUS, retention_needed, rule_groups
 from provisioner.spec.model import Opsgenie, PagerDuty
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 
@@ -176,6 +176,37 @@ def baseline_fit(spec: ResolvedSpec) -> Iterator[Finding]:
             )
 
 
+@check
+def prometheus_server(spec: ResolvedSpec) -> Iterator[Finding]:
+    """What the rules need of the server they run on, where the environment says what it runs:
+    ``keep_firing_for`` needs Prometheus 2.42, and a window longer than the retention never fills."""
+    block = spec.targets.blocks.get("prometheus")
+    block = block if isinstance(block, dict) else {}  # validated by the backend's target model
+    version = str(block["version"]) if block.get("version") else None
+    retention = parse_duration(str(block["retention"])) if block.get("retention") else None
+    path = "targets.prometheus"
+    if version and tuple(map(int, version.split(".")[:2])) < tuple(map(int, MIN_PROMETHEUS.split("."))):
+        yield Finding(
+            "error",
+            spec.env,
+            f"{path}.version",
+            f"Prometheus {version} does not know keep_firing_for, which memprov's alerts use: it refuses the rule "
+            f"files; upgrade to {MIN_PROMETHEUS} or later",
+        )
+    if retention is None:
+        return
+    for job in spec.jobs_using("prometheus"):
+        for setting, need, why in retention_needed(spec, job):
+            if need > retention:
+                yield Finding(
+                    "warning",
+                    spec.env,
+                    _jp(job, *setting.split(".")),
+                    f"the rules read {format_duration(need)} of history ({why}) but the server keeps "
+                    f"{format_duration(retention)}; raise the retention or shorten the setting",
+                )
+
+
 CONTEXT_LABELS = ("memprov_job", "memprov_env", "severity", "owner", "model", "model_version")
 CONTEXT_ANNOTATIONS = ("summary", "description", "node", "current", "limit", "runbook_url", "dashboard")
 
@@ -185,7 +216,7 @@ def alert_context(spec: ResolvedSpec) -> Iterator[Finding]:
     """Every rendered alert says which job, node and model, and links the dashboard and runbook."""
 
     for job in spec.jobs_using("prometheus"):
-        for rule in rule_group(spec, job)["rules"]:
+        for rule in [r for g in rule_groups(spec, job) for r in g["rules"]]:
             if "alert" not in rule:
                 continue
             labels, notes = rule.get("labels", {}), rule.get("annotations", {})

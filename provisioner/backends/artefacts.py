@@ -18,7 +18,6 @@ from pathlib import Path
 from provisioner.backends.files import FilesConfig
 from provisioner.backends.registry import BACKENDS, active, configure
 from provisioner.core.errors import Problem, SpecError, dotted
-from provisioner.kinds import ALL as KINDS
 from provisioner.render.grafana import dashboards as grafana
 from provisioner.render.prometheus import rules
 from provisioner.spec.promql_check import parse_problem
@@ -127,19 +126,14 @@ def render_problems(spec: ResolvedSpec) -> list[Problem]:
 
 
 def expressions(spec: ResolvedSpec, job: ResolvedJob) -> Iterator[tuple[str, str]]:
-    """(rule name, expression) of every rule the prometheus backend renders for ``job``, built as
-    :func:`provisioner.render.prometheus.rules.rule_group` builds them, without labels and texts
+    """(rule name, expression) of every rule the prometheus backend renders for ``job``, as
+    :func:`provisioner.render.prometheus.rules.rule_groups` builds them, without labels and texts
     (tests/test_validate_fast.py holds the two equal)."""
-    ctx = rules.context(spec, job)
-    for record in rules.recordings(ctx, job):
+    found = rules.job_rules(spec, job)
+    for record in (*found.fast, *found.slow):
         yield record["record"], record["expr"]
-    for kind in KINDS:
-        params = kind.of(job)
-        if params.enabled:
-            for record in kind.recordings(ctx, params):
-                yield record.get("record") or "?", record["expr"]
-            for alert in kind.alerts(ctx, params):
-                yield alert.name, alert.expr
+    for _, alert in found.alerts:
+        yield alert.name, alert.expr
 
 
 def _overrides(directory: Path) -> bool:

@@ -1,4 +1,4 @@
-"""The ``prometheus`` backend: one rule group per job, in any of the Prometheus targets.
+"""The ``prometheus`` backend: a job's rule groups (a fast one, and a slow one), in any of the Prometheus targets.
 
 A resource's body is the rule group itself, whatever the target; the files codec wraps it in a
 rule file (``groups: [...]``) or a PrometheusRule manifest, so that plans compare the same data
@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from provisioner.backends.files import FILES, YamlFiles, target_dir
 from provisioner.backends.prometheus_targets import (
     ManifestTarget,
+    PrometheusFilesConfig,
     PrometheusRuleConfig,
     ReloadConfig,
     ReloadTarget,
@@ -48,7 +49,7 @@ def _ruler(backend: Backend, config: RulerConfig) -> RulerTarget:
 class PrometheusBackend(YamlFiles, Backend):
     name = "prometheus"
     TARGETS: ClassVar[dict[str, TargetType[Any]]] = {
-        "files": FILES,
+        "files": TargetType(PrometheusFilesConfig, FILES.build),
         "prometheusrule": TargetType(PrometheusRuleConfig, _manifests),
         "prometheus": TargetType(ReloadConfig, _reload),
         "mimir": TargetType(RulerConfig, _ruler),
@@ -62,9 +63,10 @@ class PrometheusBackend(YamlFiles, Backend):
         return list(self.stream())
 
     def stream(self) -> Iterator[Resource]:
+        """One resource per rule group: each job's fast group, and its slow group when it has one."""
         for job in self.spec.jobs_using(self.name):
-            body = render.rule_group(self.spec, job)
-            yield Resource(self.resource_kind, render.group_name(self.spec, job), body, job=job.id, title=job.name)
+            for group in render.rule_groups(self.spec, job):
+                yield Resource(self.resource_kind, group["name"], group, job=job.id, title=job.name)
 
     def support(self) -> list[JobSupport]:
         """Every enabled kind is native (PromQL is memprov's reference), unless a job has no series for it."""

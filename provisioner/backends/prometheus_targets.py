@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from provisioner.backends.files import FilesTarget
+from provisioner.backends.files import FilesConfig, FilesTarget
 from provisioner.backends.http import HttpApi, NotFound
 from provisioner.backends.live_files import ServerFiles
 from provisioner.core.errors import OperationError, SpecError
-from provisioner.core.types import SecretRef
+from provisioner.core.types import Duration, SecretRef
 from provisioner.core.yamlio import dumps, loads
 from provisioner.plan import retry
 from provisioner.plan.contract import Backend, Target, TargetConfig
@@ -40,7 +40,24 @@ from provisioner.plan.model import Resource, canonical
 URL = Field(pattern=r"^https?://[^\s]+$")
 
 
-class PrometheusRuleConfig(TargetConfig):
+class Server(BaseModel):
+    """What ``memprov lint`` may know about the server the rules run on (both optional)."""
+
+    version: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="Prometheus version the rules run on (e.g. 2.42); lint checks the rules' features against it",
+    )
+    retention: Duration | None = Field(
+        default=None, description="history the server keeps (e.g. 15d); lint checks the rules' windows against it"
+    )
+
+
+class PrometheusFilesConfig(FilesConfig, Server):
+    """``targets.prometheus: {type: files, dir, version, retention}``: rule files for a Prometheus set up elsewhere."""
+
+
+class PrometheusRuleConfig(TargetConfig, Server):
     """``targets.prometheus: {type: prometheusrule, dir, namespace, labels}``."""
 
     type: Literal["prometheusrule"]
@@ -49,7 +66,7 @@ class PrometheusRuleConfig(TargetConfig):
     labels: dict[str, str] = Field(default={}, description="e.g. release: kube-prometheus-stack (ruleSelector)")
 
 
-class ReloadConfig(TargetConfig):
+class ReloadConfig(TargetConfig, Server):
     """``targets.prometheus: {type: prometheus, rules_dir, url}`` for a plain Prometheus."""
 
     type: Literal["prometheus"]
@@ -58,7 +75,7 @@ class ReloadConfig(TargetConfig):
     token: SecretRef | None = None
 
 
-class RulerConfig(TargetConfig):
+class RulerConfig(TargetConfig, Server):
     """``targets.prometheus: {type: mimir|cortex, url, namespace, tenant, token}``."""
 
     type: Literal["mimir", "cortex"]

@@ -123,9 +123,9 @@ def run(
     return EXIT_OK
 
 
-def _other_groups(resolved: ResolvedSpec, rev: str, env: str) -> dict[str, dict[str, Any]]:
+def _other_groups(resolved: ResolvedSpec, rev: str, env: str) -> dict[str, list[dict[str, Any]]]:
     """The rule groups of the spec as it is at git revision ``rev`` (same environment)."""
-    from provisioner.render.prometheus.rules import rule_group
+    from provisioner.render.prometheus.rules import rule_groups
     from provisioner.spec.loader import load
 
     base = resolved.spec_file.parent.resolve()
@@ -157,7 +157,7 @@ def _other_groups(resolved: ResolvedSpec, rev: str, env: str) -> dict[str, dict[
             old = load(Path(tmp) / sub / resolved.spec_file.name, env)
         except UsageError as e:
             raise UsageError(f"--against {rev}: {e}") from None
-        return {job.id: rule_group(old, job) for job in old.jobs_using("prometheus")}
+        return {job.id: rule_groups(old, job) for job in old.jobs_using("prometheus")}
 
 
 def _bytes(data: bytes) -> Any:
@@ -175,6 +175,10 @@ def _rate(r: JobResult) -> str:
     return "—" if rate is None else f"{rate:.1f} ({r.false_alarms} in {r.healthy_runs})"
 
 
+def _per100(n: int, runs: int) -> str:
+    return f"{100 * n / runs:.1f}" if runs else "—"
+
+
 def _summary(results: list[JobResult]) -> dict[str, Any]:
     ooms = [o for r in results for o in r.ooms]
     leads = [o.lead for o in ooms if o.lead is not None]
@@ -187,6 +191,12 @@ def _summary(results: list[JobResult]) -> dict[str, Any]:
         "median_lead_minutes": statistics.median(leads) / 60 if leads else None,
         "false_alarms": false,
         "false_alarms_per_100_runs": 100 * false / healthy if healthy else None,
+        **{
+            f"{sv}_false_alarms_per_100_runs": 100 * sum(r.severities[sv].false_alarms for r in results) / healthy
+            if healthy
+            else None
+            for sv in ("warning", "critical")
+        },
         "flaps": sum(r.flaps for r in results),
     }
 
@@ -233,12 +243,35 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
             rows.append([f"{alert} before OOM kills", _fmt_lead(a), _fmt_lead(b), _alert_verdict(a, b)])
         out += [table(rows, ["", str(meta["against"]), "this tree", ""], markdown), ""]
     out += [f"{h}Alerts", ""]
-    head = ["job", "alert", "severity", "episodes", "runs fired on", "first before an OOM", "false alarms", "flaps"]
-    rows = [
-        [r.job, a.alert, a.severity, *map(str, (a.episodes, a.runs_fired, a.first, a.false_alarms, a.flaps))]
-        for r in results
-        for a in r.alerts.values()
+    head = [
+        "job",
+        "alert",
+        "severity",
+        "episodes",
+        "runs fired on",
+        "first before an OOM",
+        "false alarms",
+        "false alarms / 100 runs",
+        "flaps",
     ]
+    rows = []
+    for r in results:
+        rows += [
+            [
+                r.job,
+                a.alert,
+                a.severity,
+                *map(str, (a.episodes, a.runs_fired, a.first, a.false_alarms)),
+                _per100(a.false_alarms, r.healthy_runs),
+                str(a.flaps),
+            ]
+            for a in r.alerts.values()
+        ]
+        rows += [
+            [r.job, f"any {sv.severity}", sv.severity, "", str(sv.runs_alerted), "", str(sv.false_alarms), rate, ""]
+            for sv in r.severities.values()
+            if (rate := _per100(sv.false_alarms, r.healthy_runs))
+        ]
     out += [table(rows, head, markdown), ""]
     ooms = [(r.job, o) for r in results for o in r.ooms]
     if ooms:
@@ -249,7 +282,8 @@ def _report(meta: dict[str, Any], results: list[JobResult], before: list[JobResu
         out += [table(rows, ["job", "run", "killed at", "first alert", "lead (min)"], markdown), ""]
     out.append(
         "An OOM kill is a run that ended at its limit. False alarms: warning or critical episodes on runs that "
-        "finished without one."
+        'finished without one; per 100 such runs. "any warning" / "any critical": the severity\'s overlapping '
+        "episodes on one run counted once (one notification), runs fired on: such runs alerted."
     )
     return "\n".join(out) + "\n"
 
@@ -336,6 +370,7 @@ def _as_json(meta: dict[str, Any], results: list[JobResult], before: list[JobRes
                     ],
                     "ooms": [o.__dict__ for o in r.ooms],
                     "alerts": [a.__dict__ for a in r.alerts.values()],
+                    "severities": [sv.__dict__ for sv in r.severities.values()],
                     "episodes": [
                         {"alert": e.alert, "labels": e.label, "start": e.start, "end": e.end} for e in r.episodes
                     ],

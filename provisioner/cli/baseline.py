@@ -104,6 +104,7 @@ def run(
     else:
         selected = select_jobs(resolved.jobs, jobs, "the spec has")
     found: dict[str, list[history.Run]] = {}
+    oom: dict[str, str] = {}  # which OOM-kill series exist, where the source can tell
     all_runs: list[history.Run] = []
     if source.runs:
 
@@ -132,8 +133,9 @@ def run(
             end = last
             start = max(first, last - window)
             for job in selected:
-                found[job.id] = history.read_runs(prom, resolved, job, start, end)
-    results = [bl.compute(job, found[job.id]) for job in selected]
+                found[job.id] = history.read_runs(prom, resolved, job, start, end, burst=bl.burst_query(resolved, job))
+                oom[job.id] = history.oom_source(prom, job, start, end)
+    results = [bl.compute(job, found[job.id], oom.get(job.id)) for job in selected]
     target = resolved.spec_file.parent / "baselines" / f"{env}.yaml"
     if source.runs and not all_runs:  # no run to date the window by: not "up to 1970-01-01"
         span = "no runs in the file"
@@ -194,6 +196,18 @@ def _as_json(b: bl.JobBaseline) -> dict[str, object]:
         "peak_p99": b.p99,
         "peak_max": b.max,
         "velocity_per_minute": b.velocity,
+        "velocity_p90_max_per_minute": b.velocities,
+        "duration_p50_p95_max_seconds": b.durations,
+        "end_peak_p50_p95_max": b.end_peaks,
+        "envelope": {
+            "floor": b.floor,
+            "floor_velocity_per_minute": b.floor_velocity,
+            "floor_noise": b.floor_noise,
+            "burst_per_minute": b.burst,
+            "sawtooth": b.sawtooth,
+        },
+        "weekdays": b.weekdays,
+        "oom_source": b.oom_source,
         "start_hours_utc": b.start_hours,
         "duration_minutes": b.duration,
         "proposed": {"warning": b.warning, "critical": b.critical},

@@ -47,7 +47,7 @@ def run(*, spec: Path, color: bool | None, env: str, out: Path | None, jobs: lis
         skipped: list[str] = []
         for job in selected:
             rendered = f"rendered/{prom.group_name(resolved, job)}.rules.yaml"
-            atomic_write(root / rendered, dumps({"groups": [prom.rule_group(resolved, job)]}))
+            atomic_write(root / rendered, dumps({"groups": prom.rule_groups(resolved, job)}))
             plans.append((job.id, "check", rendered))
             try:
                 files = rulestest.test_files(resolved, job)

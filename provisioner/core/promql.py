@@ -43,7 +43,13 @@ def matchers(exact: dict[str, str], regex: dict[str, str] | None = None, extra: 
 
 @dataclass(frozen=True)
 class Sources:
-    """The raw series of one job for its runtime: working set, limit, OOM events."""
+    """The raw series of one job for its runtime: working set, limit, OOM events.
+
+    ``working_set`` and ``limit`` are instant expressions (for history queries); :meth:`recent`
+    and :meth:`recent_limit` read the same series through ``last_over_time(...[window])``, so that
+    a rule sees a series for exactly ``window`` after its last sample whatever the look-back delta
+    (a missed scrape is bridged, a finished run's last sample is not repeated for five minutes).
+    """
 
     working_set: str
     limit: str | None
@@ -51,6 +57,21 @@ class Sources:
     group_by: tuple[str, ...]
     node_label: str
     oom_terminated: tuple[str, ...] = ()  # kube-state-metrics selectors: 1 when the container was OOM-killed
+    ws_selectors: tuple[str, ...] = ()  # the selectors in working_set, in the order ws_template uses them
+    ws_template: str = "{0}"
+    limit_selector: str | None = None  # limit without its ``> 0`` filter
+
+    def recent(self, window: str) -> str:
+        """The working set, each selector read as its last sample within ``window``."""
+        if not self.ws_selectors:
+            return self.working_set
+        return self.ws_template.format(*(f"last_over_time({sel}[{window}])" for sel in self.ws_selectors))
+
+    def recent_limit(self, window: str) -> str | None:
+        if self.limit_selector is None:
+            return self.limit
+        positive = " > 0" if self.limit and self.limit.endswith("> 0") else ""
+        return f"last_over_time({self.limit_selector}[{window}]){positive}"
 
 
 WRAPPER_RSS = "memprov_job_rss_bytes"  # what `memprov run` exports (provisioner/run/metrics.py)

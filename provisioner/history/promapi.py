@@ -250,6 +250,7 @@ class TempPrometheus:
         lookback_delta: str = "1m",
         query_timeout: str = "10m",
         workdir: Path | None = None,
+        scrape_configs: str = "",
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="memprov-prom-", dir=workdir))
         self.data_dir = self.dir / "data"
@@ -257,6 +258,7 @@ class TempPrometheus:
         self.evaluation_interval = evaluation_interval
         self.lookback_delta = lookback_delta
         self.query_timeout = query_timeout
+        self.scrape_configs = scrape_configs  # YAML text of a scrape_configs: block, for live targets
         self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: PrometheusClient | None = None
@@ -288,7 +290,8 @@ class TempPrometheus:
         config = self.dir / "prometheus.yml"
         files = "".join(f"\n  - {str(p)!r}" for p in self.rule_files)
         config.write_text(
-            f"global:\n  evaluation_interval: {self.evaluation_interval}\nrule_files:{files or ' []'}\n",
+            f"global:\n  evaluation_interval: {self.evaluation_interval}\nrule_files:{files or ' []'}\n"
+            + self.scrape_configs,
             encoding="utf-8",
         )
         for _ in range(3):  # the free port may be taken by someone else before Prometheus binds it

@@ -65,6 +65,10 @@ class Run:
     limit: float | None = None
     node: str = ""
     velocities: list[float] = field(default_factory=list)  # trough velocity samples, bytes/s
+    troughs: list[tuple[float, float]] = field(default_factory=list)  # (time, rolling minimum), settled steps
+    peaks: list[tuple[float, float]] = field(default_factory=list)  # (time, peak of the step)
+    bursts: list[float] = field(default_factory=list)  # per step: the fastest growth the alert rule saw, bytes/s
+    spreads: list[float] = field(default_factory=list)  # per step: peak above trough over the trough window
     last_peak: float = 0.0  # peak of the last step seen: near the limit means an OOM kill
     outcome: str = ""  # ok | oom_killed | failed (from a runs file); "" = inferred
     step: float = 0.0  # the last five-minute step that saw the run (reading history)
@@ -111,15 +115,22 @@ def _dur(seconds: float) -> str:
     return format_duration(seconds)
 
 
-def queries(spec: ResolvedSpec, job: ResolvedJob, step: float = STEP) -> dict[str, str]:
-    """The PromQL the history of ``job`` is read with: peak, limit and trough velocity per instance."""
+def queries(spec: ResolvedSpec, job: ResolvedJob, step: float = STEP, burst: str | None = None) -> dict[str, str]:
+    """The PromQL the history of ``job`` is read with, per instance and step: peak, limit, trough
+    velocity, the trough and the sawtooth's height over the trough window, and (``burst``, given by
+    the caller: :func:`provisioner.analysis.baseline.burst_query`) the fastest growth the growth
+    alert's own velocity series showed within the step."""
     src = job.sources
     keep = ", ".join(dict.fromkeys((*src.group_by, src.node_label)))
     scrape = spec.scrape_interval
     peak = f"max by ({keep}) ({over_time('max', src.working_set, step, scrape)})"
     trough = over_time("min", src.working_set, job.trough_window, scrape)
+    top = over_time("max", src.working_set, job.trough_window, scrape)
     velocity = f"max by ({keep}) (deriv(({trough})[{_dur(growth.KIND.of(job).window)}:{_dur(scrape)}]))"
-    out = {"peak": peak, "velocity": velocity}
+    out = {"peak": peak, "velocity": velocity, "trough": f"max by ({keep}) ({trough})"}
+    out["spread"] = f"max by ({keep}) ({top} - {trough})"
+    if burst is not None:
+        out["burst"] = burst
     if (sampled := _first_selector(src.working_set)) is not None:  # exact first and last sample times
         stamps = f"(timestamp({sampled}))[{_dur(step)}:{_dur(scrape)}]"
         out["first"] = f"min by ({keep}) (min_over_time({stamps}))"
@@ -127,6 +138,18 @@ def queries(spec: ResolvedSpec, job: ResolvedJob, step: float = STEP) -> dict[st
     if src.limit:
         out["limit"] = f"max by ({keep}) ({over_time('max', src.limit, step, scrape)})"
     return out
+
+
+def oom_source(prom: Querier, job: ResolvedJob, start: float, end: float) -> str:
+    """Which OOM-kill series the job has in ``[start, end]``: ``events`` (the runtime's OOM counter),
+    ``kube-state-metrics`` (terminated reason), ``both`` or ``none``; the rules render only those."""
+    src = job.sources
+    window = _dur(max(math.ceil((end - max(start, end - 400 * DAY)) / 3600) * 3600, 3600))
+    found = []
+    for name, selectors in (("events", [src.oom_events] if src.oom_events else []), ("ksm", src.oom_terminated)):
+        if any(prom.query_range(f"count(last_over_time({sel}[{window}]))", end, end, 60.0) for sel in selectors):
+            found.append(name)
+    return {("events", "ksm"): "both", ("events",): "events", ("ksm",): "kube-state-metrics"}.get(tuple(found), "none")
 
 
 _ANY_SELECTOR = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^{}]*\}")
@@ -168,9 +191,11 @@ def read_runs(
     end: float,
     step: float = STEP,
     chunk: float = DAY,
+    burst: str | None = None,
 ) -> list[Run]:
-    """The runs of ``job`` in ``[start, end]``, read one ``chunk`` at a time and folded."""
-    q = queries(spec, job, step)
+    """The runs of ``job`` in ``[start, end]``, read one ``chunk`` at a time and folded (``burst``:
+    see :func:`queries`)."""
+    q = queries(spec, job, step, burst)
     src = job.sources
     open_runs: dict[Labels, Run] = {}
     done: list[Run] = []
@@ -189,6 +214,7 @@ def read_runs(
         velocities = prom.query_range(q["velocity"], lo, hi, step)
         firsts = prom.query_range(q["first"], lo, hi, step) if "first" in q else {}
         lasts = prom.query_range(q["last"], lo, hi, step) if "last" in q else {}
+        extra = {k: prom.query_range(q[k], lo, hi, step) for k in ("trough", "spread", "burst") if k in q}
         for labels, samples in sorted(peaks.items()):
             node = dict(labels).get(src.node_label, "")
             instance = _instance(labels, src.group_by)
@@ -204,6 +230,7 @@ def read_runs(
                     run = open_runs[instance] = Run(job.id, instance, begin, t, value, node=node)
                 run.step, run.end = t, last_at.get(t, t)
                 run.peak, run.last_peak = max(run.peak, value), value
+                run.peaks.append((t, value))
                 limit = limit_at.get(t)
                 run.limit = limit if limit is not None else (run.limit or float(job.limit))
                 run.node = run.node or node
@@ -215,6 +242,20 @@ def read_runs(
             g = growth.KIND.of(job)
             settled = run.start + g.warmup + g.window + job.trough_window
             run.velocities += [v for t, v in samples if settled <= t <= run.step and math.isfinite(v)]
+        for kind, found in extra.items():
+            for labels, samples in found.items():
+                run = open_runs.get(_instance(labels, src.group_by))
+                if run is None:
+                    continue
+                g = growth.KIND.of(job)
+                settled = run.start + g.warmup + g.window + job.trough_window
+                good = [(t, v) for t, v in samples if settled <= t <= run.step and math.isfinite(v)]
+                if kind == "trough":
+                    run.troughs += good
+                elif kind == "spread":
+                    run.spreads += [v for _, v in good]
+                else:
+                    run.bursts += [v for t, v in samples if run.start <= t <= run.step and math.isfinite(v)]
         for instance in [i for i, r in open_runs.items() if hi - r.step > 2 * step]:
             done.append(open_runs.pop(instance))
         lo = hi + step

@@ -1,7 +1,11 @@
-"""baseline: the run's memory stays far above the p95 peak of the job's past successful runs.
+"""baseline: the run is off its healthy track: its troughs are above where healthy runs' troughs
+are at the same point of a run.
 
-Not an OOM warning (the limit may be far away) but a sign that this run is unlike the others:
-more input, a new model version, a changed data distribution.
+The track (the *envelope*) comes from ``memprov baseline``: where healthy runs' troughs start
+(``floor``) and how fast they grow (``floor_velocity``), upper quartiles, plus a margin (a share of
+the limit, or how far healthy troughs stray from their own line). Without that baseline: the
+troughs above ``factor`` times the p95 peak of past runs. Not an OOM warning (the limit may be far
+away) but a sign that this run is unlike the others: more input, a leak, a changed distribution.
 """
 
 from __future__ import annotations
@@ -11,20 +15,27 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from provisioner.core.promql import number
 from provisioner.core.types import Duration, Strict
-from provisioner.kinds import series as s
 from provisioner.kinds.base import Alert, Facts, Hold, Kind, KindDef, Params, RuleContext, Texts
 
 KEEP = 300.0
 
 
 class BaselineAlert(Strict):
-    """The run's peak far above the p95 peak of past successful runs."""
+    """The run is off its healthy track: its troughs are above where healthy runs' troughs are at
+    the same point of the run (the baseline's ``floor`` + ``floor_velocity`` x time since the start,
+    plus a margin). Without that baseline: its memory above ``factor`` x the p95 peak of past runs."""
 
     enabled: bool = True
-    factor: float = Field(default=1.3, gt=1)
-    for_: Duration = Field(default=300.0, alias="for")
+    margin: float = Field(
+        default=0.01, ge=0, lt=0.5, description="at least this share of the limit above the healthy envelope"
+    )
+    noise_factor: float = Field(default=1.5, ge=0, description="... and this many times the baseline's floor_noise")
+    velocity_margin: float = Field(
+        default=0.1, ge=0, lt=2, description="the envelope grows this much faster than the baseline's floor_velocity"
+    )
+    factor: float = Field(default=1.3, gt=1, description="without an envelope: this many times the p95 peak")
+    for_: Duration = Field(default=240.0, alias="for")
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class BaselineParams(Params):
     hold: float  # seconds (for:)
     p95: int | None  # bytes: the recorded p95 peak of past successful runs, if any
     threshold: int | None  # bytes: factor x p95, when a p95 is recorded
+    floor: float | None  # bytes: where healthy runs' troughs start (the envelope's start), if recorded
+    envelope: float | None  # bytes per second: the envelope's slope (floor_velocity + velocity_margin)
+    margin: float  # bytes above the envelope: max(margin x limit, noise_factor x floor_noise)
 
     def ratio(self, limit: int) -> float | None:
         """The threshold as a share of the limit, when a p95 is recorded."""
@@ -43,31 +57,43 @@ class BaselineKind(KindDef[BaselineAlert, BaselineParams]):
     kind = Kind.BASELINE
     key = "baseline_alert"
     settings = BaselineAlert
-    explain = "the job's memory stays above `baseline_alert.factor` × the p95 peak of past successful runs"
+    explain = (
+        "the run's troughs stay above where healthy runs' troughs are at the same age (the baseline's floor and "
+        "floor velocity, plus a margin); without them, above `baseline_alert.factor` × the p95 peak"
+    )
     names = ("BatchJobMemoryAboveBaseline",)
 
     def derive(self, settings: BaselineAlert, facts: Facts, others: Mapping[str, BaseModel]) -> BaselineParams:
-        p95 = facts.peak_p95
+        p95, h = facts.peak_p95, facts.history
         return BaselineParams(
             enabled=settings.enabled,
             factor=settings.factor,
             hold=settings.for_,
             p95=p95,
             threshold=round(settings.factor * p95) if p95 else None,
+            floor=float(h.floor) if h.floor is not None else None,
+            envelope=None if h.floor_velocity is None else h.floor_velocity * (1 + settings.velocity_margin),
+            margin=max(settings.margin * facts.limit, settings.noise_factor * float(h.floor_noise or 0)),
         )
 
     def holds(self, params: BaselineParams) -> Sequence[Hold]:
         return (Hold("baseline_alert.for", params.hold, "for"),)
 
     def alerts(self, ctx: RuleContext, params: BaselineParams) -> list[Alert]:
-        expr = (
-            f"{ctx.ref(s.JOB_WS)}\n  > on (memprov_job, memprov_env)\n"
-            f'({number(params.factor)} * {s.BASELINE_PEAK}{{{ctx.sel[1:-1]}, quantile="0.95"}})'
-        )
-        return [Alert("BatchJobMemoryAboveBaseline", "warning", expr, params.hold, KEEP, scope="job")]
+        return [Alert("BatchJobMemoryAboveBaseline", "warning", ctx.off_track(), params.hold, KEEP)]
 
     def texts(self, t: Texts, params: BaselineParams) -> dict[str, dict[str, str]]:
         value, factor = "{{ $value | humanize1024 }}B", f"{params.factor:g}"
+        if params.floor is not None and params.envelope is not None:
+            return {
+                "BatchJobMemoryAboveBaseline": {
+                    "summary": f"{t.name}: memory {value}, above where healthy runs are at this point",
+                    "description": f"{t.who} on {t.node}: the floor of its memory (the sawtooth's troughs) is "
+                    f"{value}, above where the troughs of past healthy runs are at the same point of a run (their "
+                    "start plus their usual growth, with a margin). A heavier input, a leak or a drift: not yet near "
+                    "the limit, look at what this run processes differently.",
+                }
+            }
         return {
             "BatchJobMemoryAboveBaseline": {
                 "summary": f"{t.name}: memory {value}, above {factor}x the usual p95 peak",

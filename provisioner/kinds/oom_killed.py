@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from provisioner.core.promql import duration
 from provisioner.kinds.base import Alert, Facts, Kind, KindDef, NoSettings, Params, RuleContext, Texts
 
 KEEP = 900.0
@@ -23,6 +24,7 @@ class OomKilledParams(Params):
     events: str | None  # the OOM event counter selector, if the runtime has one
     terminated: tuple[str, ...]  # kube-state-metrics selectors: 1 when the container was OOM-killed
     group_by: tuple[str, ...]
+    found: str | None  # which OOM-kill series the baseline found: events | kube-state-metrics | both | none
 
 
 class OomKilledKind(KindDef[NoSettings, OomKilledParams]):
@@ -35,27 +37,35 @@ class OomKilledKind(KindDef[NoSettings, OomKilledParams]):
     names = ("BatchJobOOMKilled",)
 
     def derive(self, settings: NoSettings, facts: Facts, others: Mapping[str, BaseModel]) -> OomKilledParams:
-        src = facts.sources
+        src, found = facts.sources, facts.history.oom_source
         return OomKilledParams(
-            enabled=True, events=src.oom_events, terminated=src.oom_terminated, group_by=src.group_by
+            enabled=True,
+            events=src.oom_events if found in (None, "events", "both") else None,
+            terminated=src.oom_terminated if found in (None, "kube-state-metrics", "both") else (),
+            group_by=src.group_by,
+            found=found,
         )
 
     def alerts(self, ctx: RuleContext, params: OomKilledParams) -> list[Alert]:
+        """In the slow group: a report after the fact needs no 30-second evaluation."""
+        window = duration(2 * ctx.track.slow_interval)
         parts = []
         if params.events:
-            parts.append(f"increase({params.events}[5m]) > 0")
-        if params.terminated:  # newly terminated by an OOM kill: 1 now, not 1 five minutes ago
+            parts.append(f"increase({params.events}[{window}]) > 0")
+        if params.terminated:  # newly terminated by an OOM kill: 1 now, not 1 a window ago
             now = " or ".join(f"{sel} == 1" for sel in params.terminated)
-            before = " or ".join(f"{sel} offset 5m == 1" for sel in params.terminated)
+            before = " or ".join(f"{sel} offset {window} == 1" for sel in params.terminated)
             parts.append(f"(({now}) unless ({before}))")
         if not parts:
             return []
         expr = f"max by ({ctx.by}) (\n  " + "\n  or ".join(parts) + "\n)"
-        return [Alert("BatchJobOOMKilled", "warning", expr, 0, KEEP, scope="dead")]
+        return [Alert("BatchJobOOMKilled", "warning", expr, 0, 3 * ctx.track.slow_interval, scope="dead", slow=True)]
 
     def unexpressed(self, params: OomKilledParams) -> str | None:
         if params.events or params.terminated:
             return None
+        if params.found == "none":
+            return "memprov baseline found no OOM-kill series for this job in its history (baseline.oom_source: none)"
         return "the runtime has no OOM-kill series for this job; set metrics.oom_events to one"
 
     def texts(self, t: Texts, params: OomKilledParams) -> dict[str, dict[str, str]]:

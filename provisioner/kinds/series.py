@@ -1,23 +1,23 @@
 """Names of the series memprov's recording rules produce; shared by rules and dashboards.
 
 Per running instance (labels ``memprov_job``, ``memprov_env`` and the runtime's instance labels):
-working set, limit, usage ratio, the trough (rolling minimum, i.e. the sawtooth's floor), the
-trough's velocity (growth window), its trend (time-to-OOM window) and the predicted time to OOM.
-Per job (``memprov_job``, ``memprov_env`` only): the job's working set (max over instances), its
-anomaly z-score against previous weeks, and its baseline peaks and usual velocity.
+working set, limit, the trough (rolling minimum: the sawtooth's floor, without transient spikes),
+the run's age, and the troughs' velocity once the run has settled (a second slope, ``TREND``, only
+when ``time_to_oom.window`` differs from ``growth.window``). Per job (``memprov_job``,
+``memprov_env`` only): the job's working set (max over instances) and, in the slow group, the
+anomaly reference of previous weeks; without a baseline, the usual velocity and the p95 peak
+learnt from history. The usage ratio, the time to OOM and the z-score are not recorded: the
+alerts and dashboards compute them from these.
 """
 
 WS = "memprov:memory_working_set:bytes"
 LIMIT = "memprov:memory_limit:bytes"
-RATIO = "memprov:memory_usage:ratio"
 TROUGH = "memprov:memory_trough:bytes"
+AGE = "memprov:memory_run_age:seconds"
 VELOCITY = "memprov:memory_trough_velocity:bytes_per_second"
-TREND = "memprov:memory_trough_trend:bytes_per_second"  # the same slope over time_to_oom.window
-TIME_TO_OOM = "memprov:memory_time_to_oom:seconds"
+TREND = "memprov:memory_trough_trend:bytes_per_second"  # only when time_to_oom.window != growth.window
 JOB_WS = "memprov:job_memory_working_set:bytes"
-ZSCORE = "memprov:job_memory_anomaly:zscore"
-BASELINE_PEAK = "memprov:job_memory_baseline_peak:bytes"  # label quantile="0.5" | "0.95"
-BASELINE_VELOCITY = "memprov:job_memory_baseline_velocity:bytes_per_second"
-HIST_MEAN = "memprov:job_memory_history_mean:bytes"  # the same window in previous weeks (anomaly)
+HIST_MEAN = "memprov:job_memory_history_mean:bytes"  # slow group: the same window in previous weeks
 HIST_SD = "memprov:job_memory_history_stddev:bytes"
-JOB_VELOCITY = "memprov:job_memory_trough_velocity:bytes_per_second"
+BASELINE_PEAK = "memprov:job_memory_baseline_peak:bytes"  # slow group, no baseline only; label quantile="0.95"
+BASELINE_VELOCITY = "memprov:job_memory_baseline_velocity:bytes_per_second"  # slow group, no baseline only

@@ -1,7 +1,11 @@
-"""usage: the working set above the warning or critical threshold for a sustained time.
+"""usage: the run's memory floor plus its usual sawtooth above the warning or critical threshold.
 
 The thresholds are the job's (``memory.thresholds``: a share of the limit, a size, or a multiple
-of a baseline peak); this kind decides how long memory must stay above them before it fires.
+of a baseline peak), raised for a tightly sized job to just above the highest end-of-run peak of
+its healthy runs (a team that sizes its limit at p95 + a margin should not be warned by every
+heavy run). The level compared is the troughs (rolling minimum over ``trough_window``: the
+sawtooth and transient spikes removed) plus the usual height of the sawtooth, so a spike that
+recovers is not an incident; this kind decides how long it must stay above before it fires.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from provisioner.core.types import Duration, Strict
 from provisioner.kinds import series as s
 from provisioner.kinds.base import Alert, Facts, Hold, Kind, KindDef, Params, RuleContext, Texts
 
-KEEP = 300.0  # keep_firing_for: a sawtooth dipping under the line is not a recovery
+KEEP = 120.0  # keep_firing_for: the troughs are smooth, a short hold rides over a missed evaluation
+RAISE_FACTOR = 1.1  # a tightly sized job: warning at least 10 % above the highest healthy end-of-run peak ...
+RAISE_CAP_WARNING, RAISE_CAP_CRITICAL = 0.97, 0.985  # ... never above this share of the limit; critical at
+# least halfway from that warning to the limit
 
 
 class Usage(Strict):
@@ -45,16 +52,25 @@ class UsageKind(KindDef[Usage, UsageParams]):
     kind = Kind.USAGE
     key = "usage"
     settings = Usage
-    explain = "the working set stays above the warning / critical threshold for `usage.warning_for` / `critical_for`"
+    explain = (
+        "the troughs plus the usual sawtooth stay above the warning / critical share of the limit (raised to just "
+        "above the highest end-of-run peak of healthy runs when that is higher) for `usage.warning_for` / "
+        "`critical_for`"
+    )
     names = ("BatchJobMemoryWarning", "BatchJobMemoryCritical")
 
     def derive(self, settings: Usage, facts: Facts, others: Mapping[str, BaseModel]) -> UsageParams:
+        warning, critical = facts.warning_bytes / facts.limit, facts.critical_bytes / facts.limit
+        end_peak = facts.history.end_peak_max
+        if end_peak:  # a tightly sized job: its healthy runs end near or above the static thresholds
+            warning = max(warning, min(RAISE_FACTOR * end_peak / facts.limit, RAISE_CAP_WARNING))
+            critical = max(critical, min((1 + warning) / 2, RAISE_CAP_CRITICAL))
         return UsageParams(
             enabled=settings.enabled,
-            warning_bytes=facts.warning_bytes,
-            critical_bytes=facts.critical_bytes,
-            warning_ratio=facts.warning_bytes / facts.limit,
-            critical_ratio=facts.critical_bytes / facts.limit,
+            warning_bytes=round(warning * facts.limit),
+            critical_bytes=round(critical * facts.limit),
+            warning_ratio=warning,
+            critical_ratio=critical,
             warning_for=settings.warning_for,
             critical_for=settings.critical_for,
         )
@@ -66,8 +82,16 @@ class UsageKind(KindDef[Usage, UsageParams]):
         )
 
     def alerts(self, ctx: RuleContext, params: UsageParams) -> list[Alert]:
+        saw = ctx.track.sawtooth
+        level = f"({ctx.ref(s.TROUGH)} + {number(saw)})" if saw else ctx.ref(s.TROUGH)
         return [
-            Alert(name, severity, f"{ctx.ref(s.RATIO)} > {number(ratio)}", hold, KEEP)
+            Alert(
+                name,
+                severity,
+                f"{level}\n  / on ({ctx.by}) group_left\n{ctx.ref(s.LIMIT)} > {number(ratio)}",
+                hold,
+                KEEP,
+            )
             for name, (severity, ratio, hold) in zip(self.names, params.tiers(), strict=True)
         ]
 

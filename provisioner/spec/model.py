@@ -110,8 +110,23 @@ class Thresholds(Strict):
     critical: ThresholdValue
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class WeekdayBaseline(Strict):
+    """Runs starting on one weekday, when the history shows that they differ (a heavy day)."""
+
+    runs: int = Field(ge=0)
+    duration_p50: Duration | None = None
+    duration_max: Duration | None = None
+    end_peak_p50: Size | None = None
+    end_peak_max: Size | None = None
+
+
 class Baseline(Strict):
-    """Peaks of past successful runs (written by ``memprov baseline`` or by hand)."""
+    """What past successful runs did (written by ``memprov baseline`` or by hand); sizes in bytes,
+    velocities in bytes per minute, durations as 90m or 2h."""
 
     runs: int | None = Field(default=None, ge=0)
     peak_p50: Size | None = None
@@ -119,6 +134,31 @@ class Baseline(Strict):
     peak_p99: Size | None = None
     peak_max: Size | None = None
     velocity: Size | None = Field(default=None, description="usual growth of the troughs, bytes per minute")
+    velocity_p90: Size | None = Field(default=None, description="per-run growth of the troughs: 90th percentile")
+    velocity_max: Size | None = Field(default=None, description="per-run growth of the troughs: the fastest run")
+    duration_p50: Duration | None = Field(default=None, description="how long a healthy run lasts: median")
+    duration_p95: Duration | None = None
+    duration_max: Duration | None = Field(default=None, description="the longest healthy run")
+    end_peak_p50: Size | None = Field(default=None, description="peak over the last 15 minutes of healthy runs")
+    end_peak_p95: Size | None = None
+    end_peak_max: Size | None = None
+    floor: Size | None = Field(default=None, description="healthy runs' troughs at the start (upper quartile)")
+    floor_velocity: Size | None = Field(
+        default=None, description="healthy runs' trough growth per minute, upper quartile: the envelope's slope"
+    )
+    floor_noise: Size | None = Field(
+        default=None, description="how far healthy troughs stray above their own trend (upper quartile)"
+    )
+    burst: Size | None = Field(
+        default=None, description="fastest trough growth per minute over one growth window of a healthy run"
+    )
+    sawtooth: Size | None = Field(default=None, description="usual height of the peaks above the troughs")
+    weekdays: dict[Weekday, WeekdayBaseline] = Field(
+        default={}, description="weekdays whose runs differ (heavy days), only where the history shows it"
+    )
+    oom_source: Literal["events", "kube-state-metrics", "both", "none"] | None = Field(
+        default=None, description="which OOM-kill series exist for the job (none: no OOM rule is rendered)"
+    )
 
 
 class Metrics(Strict):
@@ -129,13 +169,16 @@ class Metrics(Strict):
     oom_events: str | None = Field(default=None, pattern=METRIC_PATTERN)
 
 
-TROUGH_HELP = "rolling-minimum window that removes the sawtooth of chunked loading and GC (>= one period)"
+TROUGH_HELP = (
+    "rolling-minimum window that removes the sawtooth of chunked loading and GC and transient spikes "
+    "(>= one period, longer than a spike)"
+)
 
 
 class Defaults(Strict):
     scrape_interval: Duration = 30.0
     evaluation_interval: Duration | None = None
-    trough_window: Duration = Field(default=300.0, description=TROUGH_HELP)
+    trough_window: Duration = Field(default=480.0, description=TROUGH_HELP)
     thresholds: Thresholds = Thresholds(warning="80%", critical="90%")
     usage: Usage = Usage()
     growth: Growth = Growth()

@@ -18,10 +18,10 @@ from provisioner.core.promql import Sources
 from provisioner.core.types import Threshold
 from provisioner.core.units import format_size
 from provisioner.kinds import ALL as KINDS
-from provisioner.kinds.base import Facts, Kind, NoSettings, Params
+from provisioner.kinds.base import Facts, History, Kind, NoSettings, Params
 from provisioner.spec import breaker as breaker_spec
 from provisioner.spec.environment import Environment
-from provisioner.spec.model import Baseline, Job, Route, Spec
+from provisioner.spec.model import WEEKDAYS, Baseline, Job, Route, Spec
 from provisioner.spec.promql_check import source_problems
 from provisioner.spec.resolved import ResolvedJob, ResolvedSpec
 from provisioner.spec.sources import sources
@@ -90,8 +90,38 @@ def _usual_velocity(baseline: Baseline | None) -> float | None:
     return baseline.velocity / 60 if baseline is not None and baseline.velocity is not None else None
 
 
+PROMQL_WEEKDAY = {name: (i + 1) % 7 for i, name in enumerate(WEEKDAYS)}  # mon -> 1 ... sun -> 0 (day_of_week())
+
+
+def _history(b: Baseline | None) -> History:
+    """What the baseline says of healthy runs beyond their peaks, in bytes, bytes per second and seconds."""
+    if b is None:
+        return History()
+    return History(
+        end_peak_max=b.end_peak_max or None,
+        floor=b.floor,
+        floor_velocity=None if b.floor_velocity is None else b.floor_velocity / 60,
+        floor_noise=b.floor_noise,
+        burst=None if b.burst is None else b.burst / 60,
+        sawtooth=b.sawtooth,
+        duration_max=b.duration_max or None,
+        weekday_durations={
+            PROMQL_WEEKDAY[day]: float(w.duration_max) for day, w in b.weekdays.items() if w.duration_max is not None
+        },
+        oom_source=b.oom_source,
+    )
+
+
 def _kinds(
-    spec: Spec, job: Job, limit: int, warn: int, crit: int, trough: float, evaluation: float, src: Sources
+    spec: Spec,
+    job: Job,
+    limit: int,
+    warn: int,
+    crit: int,
+    trough: float,
+    evaluation: float,
+    src: Sources,
+    history: History,
 ) -> dict[Kind, Params]:
     """Every kind's derived values for ``job``: defaults overlaid with the job's settings, then derived once."""
     b = job.memory.baseline
@@ -105,6 +135,8 @@ def _kinds(
         trough_window=trough,
         evaluation_interval=evaluation,
         sources=src,
+        scrape_interval=spec.defaults.scrape_interval,
+        history=history,
     )
     settings: dict[str, BaseModel] = {
         k.key: overlay(getattr(spec.defaults, k.key), getattr(job, k.key)) for k in KINDS if k.key is not None
@@ -193,11 +225,12 @@ def resolve(
             problems.append(((*jp, "azure") if job.azure else jp, missing))
         trough = job.trough_window or d.trough_window
         evaluation = d.evaluation_interval or d.scrape_interval
-        src = sources(job.runtime, job.selector, job.metrics, job_id)
+        src = sources(job.runtime, job.selector, job.metrics, job_id, env)
         if bad := source_problems(jp, job, src):
             problems += bad
             continue
-        alerts = _kinds(spec, job, limit, warn, crit, trough, evaluation, src)
+        history = _history(job.memory.baseline)
+        alerts = _kinds(spec, job, limit, warn, crit, trough, evaluation, src, history)
         if job.breaker is not None:
             enabled = {k.value: alerts[k].enabled for k in (Kind.TIME_TO_OOM, Kind.USAGE)}
             found = breaker_spec.check(job.breaker, job.memory.limit, backends, enabled)
@@ -237,6 +270,7 @@ def resolve(
                 aws=aws,
                 azure=azure,
                 breaker=job.breaker,
+                history=history,
             )
         )
     if problems:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.core.promql import Sources
-from provisioner.kinds.base import Kind, Params
+from provisioner.kinds.base import History, Kind, Params
 from provisioner.spec.breaker import Breaker
 from provisioner.spec.clouds import Aws, Azure, Gcp
 from provisioner.spec.environment import Environment
@@ -50,6 +50,7 @@ class ResolvedJob:
     aws: Aws = field(default_factory=Aws)  # CloudWatch metric source (the cloudwatch backend)
     azure: Azure = field(default_factory=Azure)  # Azure Monitor metric source (the azure backend)
     breaker: Breaker | None = None  # as configured; active only where the environment has a breaker block
+    history: History = field(default_factory=History)  # what the baseline says of healthy runs, explicit units
 
     @property
     def warning_ratio(self) -> float:

@@ -63,7 +63,7 @@ class PrometheusHarness(Harness):
     name = "prometheus"
     backend = "prometheus"
     env = "prom"
-    total = 4
+    total = 8  # a fast and a slow rule group per job
     updated = frozenset({"memprov-prom-image-embed"})
     stale = "memprov-prom-old-job"
     foreign = ("memprov-prom-hand-made",)

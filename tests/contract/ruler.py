@@ -19,7 +19,7 @@ class RulerHarness(Harness):
     name = "ruler"
     backend = "prometheus"
     env = "mimir"
-    total = 4
+    total = 8  # a fast and a slow rule group per job
     updated = frozenset({"memprov-mimir-image-embed"})
     stale = "memprov-mimir-old-job"
     foreign = ("hand-written",)

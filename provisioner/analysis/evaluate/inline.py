@@ -15,6 +15,10 @@ labels are added with ``label_replace`` (a rule's labels override the result's l
 as the recording does). Recording rules may use earlier ones: they are inlined in order, so the
 substitution is recursive.
 
+A series recorded by another group (a job's slow group, say) is replayed at that group's interval:
+a range reference becomes ``(EXPR)[10m:5m]`` and an instant one the last value that group would
+have recorded, ``last_over_time((EXPR)[5m-1ms:5m])``.
+
 A reference is recognised only in the exact form memprov writes: the record name followed by
 ``{label="value", …}`` whose matchers are precisely one recording rule's ``labels``. Any other
 mention of a recorded name (bare, with a regex matcher, with a label set no rule records, or to
@@ -138,8 +142,18 @@ def with_labels(expr: str, labels: Sequence[tuple[str, str]]) -> str:
     return out
 
 
-def substitute(expr: str, recorded: Mapping[RecordKey, str], names: Sequence[str], step: str) -> str:
-    """``expr`` with every reference to a recorded series replaced by its (already inlined) expression."""
+def substitute(
+    expr: str,
+    recorded: Mapping[RecordKey, str],
+    names: Sequence[str],
+    step: str,
+    steps: Mapping[RecordKey, str] | None = None,
+) -> str:
+    """``expr`` with every reference to a recorded series replaced by its (already inlined) expression.
+
+    ``steps``: the interval of the group that records each series, where it is not ``step`` (a
+    series of another group is replayed at that group's interval).
+    """
     out, last = [], 0
     for ref in find_references(expr, names):
         if ref.key not in recorded:
@@ -149,11 +163,12 @@ def substitute(expr: str, recorded: Mapping[RecordKey, str], names: Sequence[str
             )
         body = with_labels(recorded[ref.key], ref.key[1])
         offset = f" offset {ref.offset}" if ref.offset else ""
+        own = (steps or {}).get(ref.key, step)
         if ref.range is not None:
-            resolution = (ref.resolution or "") if ref.subquery else step
+            resolution = (ref.resolution or "") if ref.subquery else own
             text = f"({body})[{ref.range}:{resolution}]{offset}"
-        elif ref.offset:
-            text = f"last_over_time(({body})[{_just_under(step)}:{step}]{offset})"
+        elif ref.offset or own != step:
+            text = f"last_over_time(({body})[{_just_under(own)}:{own}]{offset})"
         else:
             text = f"({body})"
         before = expr[last : ref.start]
@@ -170,41 +185,60 @@ def _just_under(step: str) -> str:
     return f"{round(parse_duration(step) * 1000) - 1}ms"
 
 
-def recorded_expressions(group: Mapping[str, Any]) -> dict[RecordKey, str]:
-    """Each recording rule's expression with the earlier recording rules inlined into it."""
-    step = str(group.get("interval") or "1m")
-    rules = [r for r in group.get("rules", []) if "record" in r]
-    names = sorted({str(r["record"]) for r in rules})
+def _interval(group: Mapping[str, Any]) -> str:
+    return str(group.get("interval") or "1m")
+
+
+def recorded_in(groups: Sequence[Mapping[str, Any]]) -> tuple[dict[RecordKey, str], dict[RecordKey, str]]:
+    """Each recording rule of ``groups`` (in order) with the earlier ones inlined, and its group's interval."""
+    rules = [(r, _interval(g), g.get("name")) for g in groups for r in g.get("rules", []) if "record" in r]
+    names = sorted({str(r["record"]) for r, _, _ in rules})
     recorded: dict[RecordKey, str] = {}
-    for rule in rules:
+    steps: dict[RecordKey, str] = {}
+    for rule, step, group in rules:
         key = record_key(rule)
         if key in recorded:
-            raise InlineError(f"{_show(key)} is recorded twice in group {group.get('name')!r}")
+            raise InlineError(f"{_show(key)} is recorded twice in group {group!r}")
         try:
-            recorded[key] = substitute(str(rule["expr"]), recorded, names, step)
+            recorded[key] = substitute(str(rule["expr"]), recorded, names, step, steps)
         except InlineError as e:
             raise InlineError(f"recording rule {_show(key)}: {e}") from None
-    return recorded
+        steps[key] = step
+    return recorded, steps
+
+
+def recorded_expressions(group: Mapping[str, Any]) -> dict[RecordKey, str]:
+    """Each recording rule's expression with the earlier recording rules inlined into it."""
+    return recorded_in([group])[0]
+
+
+def inline_groups(groups: Sequence[Mapping[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """The alerting rules of ``groups`` (one job's fast and slow groups, say), each a copy whose
+    ``expr`` reads only stored (raw) series, with the interval of the group it belongs to."""
+    recorded, steps = recorded_in(groups)
+    names = sorted({k[0] for k in recorded})
+    out = []
+    for group in groups:
+        step = _interval(group)
+        for rule in group.get("rules", []):
+            if "alert" not in rule:
+                continue
+            try:
+                expr = substitute(str(rule["expr"]), recorded, names, step, steps)
+            except InlineError as e:
+                raise InlineError(f"alert {rule['alert']}: {e}") from None
+            out.append(({**rule, "expr": expr}, step))
+    return out
 
 
 def inline_group(group: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The group's alerting rules, each a copy whose ``expr`` reads only stored (raw) series."""
-    step = str(group.get("interval") or "1m")
-    recorded = recorded_expressions(group)
-    names = sorted({k[0] for k in recorded})
-    out = []
-    for rule in group.get("rules", []):
-        if "alert" not in rule:
-            continue
-        try:
-            expr = substitute(str(rule["expr"]), recorded, names, step)
-        except InlineError as e:
-            raise InlineError(f"alert {rule['alert']}: {e}") from None
-        out.append({**rule, "expr": expr})
-    return out
+    return [rule for rule, _ in inline_groups([group])]
 
 
-def inline_expr(group: Mapping[str, Any], expr: str) -> str:
-    """Any expression (a dashboard query, an ad-hoc rule) inlined against ``group``'s recording rules."""
-    recorded = recorded_expressions(group)
-    return substitute(expr, recorded, sorted({k[0] for k in recorded}), str(group.get("interval") or "1m"))
+def inline_expr(group: Mapping[str, Any] | Sequence[Mapping[str, Any]], expr: str) -> str:
+    """Any expression (a dashboard query, an ad-hoc rule) inlined against the recording rules of
+    ``group`` (or of several groups: it is evaluated at the first one's interval)."""
+    groups = [group] if isinstance(group, Mapping) else list(group)
+    recorded, steps = recorded_in(groups)
+    return substitute(expr, recorded, sorted({k[0] for k in recorded}), _interval(groups[0]), steps)

@@ -3,14 +3,14 @@
 Layout only (see :mod:`provisioner.render.grafana.panels`): a bar per job, fullest first, with
 each job's own thresholds and a link to its dashboard; a Markdown table of the jobs with their
 limits, thresholds, dashboards and runbooks; and per-job trends of percent of the limit,
-predicted time to OOM, growth against the usual velocity and the anomaly z-score.
+predicted time to OOM, growth as a share of the limit per hour and the anomaly z-score.
 """
 
 from __future__ import annotations
 
 from provisioner.core.promql import quote
 from provisioner.core.units import format_duration
-from provisioner.kinds import anomaly, growth, time_to_oom
+from provisioner.kinds import anomaly, time_to_oom
 from provisioner.kinds import series as s
 from provisioner.render.grafana.panels import (
     Layout,
@@ -64,7 +64,10 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
 
     horizon = shared({time_to_oom.KIND.of(j).horizon for j in jobs})
     zscore = shared({anomaly.KIND.of(j).zscore for j in jobs})
-    factor = shared({growth.KIND.of(j).factor for j in jobs})
+    window = shared({anomaly.KIND.of(j).window for j in jobs}) or 1800.0
+    ratio = f"max by (memprov_job) ({s.WS}{isel}) / on (memprov_job) max by (memprov_job) ({s.LIMIT}{sel})"
+    to_oom = f"({s.LIMIT}{sel} - ignoring (node) group_right {s.TROUGH}{isel}) / ({s.VELOCITY}{isel} > 0)"
+    per_hour = f"max by (memprov_job) ({s.VELOCITY}{isel} / ignoring (node) group_left {s.LIMIT}{sel}) * 3600"
     y = 1 + height
     panels = [
         b.row("All jobs by headroom", 0),
@@ -72,7 +75,7 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
             "Percent of limit now, least headroom first",
             "Fullest instance of each job as a share of its limit, with each job's own thresholds. "
             "Click a bar to open the job's dashboard.",
-            b.target(f"sort_desc(max by (memprov_job) ({s.RATIO}{isel}))", "{{memprov_job}}", "A", instant=True),
+            b.target(f"sort_desc({ratio})", "{{memprov_job}}", "A", instant=True),
             b.pos(0, 1, 12, height),
             steps(),
             bar_overrides,
@@ -82,7 +85,7 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
         b.timeseries(
             "Percent of limit by job",
             "Fullest instance of each job as a share of its limit.",
-            [b.target(f"max by (memprov_job) ({s.RATIO}{isel})", "{{memprov_job}}")],
+            [b.target(ratio, "{{memprov_job}}")],
             b.pos(0, y + 1, 12, 8),
             "percentunit",
             overrides=per_job,
@@ -90,9 +93,9 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
         ),
         b.timeseries(
             "Predicted time to OOM (worst instance)",
-            "Shortest predicted time to the limit among each job's instances."
+            "Shortest time until an instance's troughs reach its limit at their current trend, per job."
             + (f" The critical alert fires below {format_duration(horizon)}." if horizon else ""),
-            [b.target(f"min by (memprov_job) ({s.TIME_TO_OOM}{isel})", "{{memprov_job}}")],
+            [b.target(f"min by (memprov_job) ({to_oom})", "{{memprov_job}}")],
             b.pos(12, y + 1, 12, 8),
             "s",
             [{"color": "red", "value": None}, {"color": "green", "value": horizon}] if horizon else None,
@@ -102,27 +105,25 @@ def overview_layout(b: PanelBuilder, spec: ResolvedSpec) -> Layout:
             custom={"axisSoftMax": 4 * horizon} if horizon else None,
         ),
         b.timeseries(
-            "Growth vs usual velocity",
-            "Fastest trough velocity of each job as a multiple of its usual velocity."
-            + (f" Alerts fire above {factor:g}x." if factor else ""),
-            [
-                b.target(
-                    f"max by (memprov_job) ({s.VELOCITY}{isel}) / on (memprov_job) "
-                    f"max by (memprov_job) ({s.BASELINE_VELOCITY}{sel})",
-                    "{{memprov_job}}",
-                )
-            ],
+            "Growth per hour, share of the limit",
+            "Fastest trough velocity of each job, as the share of its limit it fills in an hour: how soon each "
+            "job would fill its limit at its current pace.",
+            [b.target(per_hour, "{{memprov_job}}")],
             b.pos(0, y + 9, 12, 8),
-            "none",
-            steps(("red", factor)) if factor else None,
-            "dashed" if factor else "off",
+            "percentunit",
             overrides=per_job,
         ),
         b.timeseries(
             "Anomaly z-score by job",
             "How unusual each job's memory is against previous weeks."
             + (f" Alerts fire above {zscore:g}." if zscore else ""),
-            [b.target(f"{s.ZSCORE}{sel}", "{{memprov_job}}")],
+            [
+                b.target(
+                    f"(avg_over_time({s.JOB_WS}{sel}[{format_duration(window)}]) - last_over_time({s.HIST_MEAN}{sel}"
+                    f"[10m])) / last_over_time({s.HIST_SD}{sel}[10m])",
+                    "{{memprov_job}}",
+                )
+            ],
             b.pos(12, y + 9, 12, 8),
             "none",
             steps(("red", zscore)) if zscore else None,

@@ -186,6 +186,39 @@ def alerts_annotation(env: str, jobs: str) -> dict[str, Any]:
     )
 
 
+# --- series the rules do not record: computed in the panel -------------------------------------
+def ratio_expr(isel: str, jsel: str, by: str) -> str:
+    """Each instance's working set as a share of its limit."""
+    return f"{s.WS}{isel} / on ({by}) group_left {s.LIMIT}{jsel}"
+
+
+def time_to_oom_expr(job: ResolvedJob, isel: str, jsel: str, by: str) -> str:
+    """Seconds until each instance's peaks (troughs + the usual sawtooth) reach the limit at the troughs' trend."""
+    b = job.baseline
+    saw = f" + {b.sawtooth}" if b and b.sawtooth else ""
+    return f"({s.LIMIT}{jsel} - on ({by}) group_right {s.TROUGH}{isel}{saw}) / ({s.VELOCITY}{isel} > 0)"
+
+
+def zscore_expr(window: float, jsel: str) -> str:
+    """The anomaly alert's z-score: the job's level against the slow group's reference of previous weeks."""
+    ref, spread = f"last_over_time({s.HIST_MEAN}{jsel}[10m])", f"last_over_time({s.HIST_SD}{jsel}[10m])"
+    return f"(avg_over_time({s.JOB_WS}{jsel}[{format_duration(window)}]) - {ref}) / {spread}"
+
+
+def baseline_expr(job: ResolvedJob, env: str, stat: str) -> str | None:
+    """A baseline peak (``p50``/``p95``) or the usual velocity (``velocity``, bytes/s): the spec's
+    constant, or the slow group's record for a job without a baseline (p95 and velocity only)."""
+    b = job.baseline
+    value = {"p50": b.peak_p50, "p95": b.peak_p95, "velocity": b.velocity} if b else {}
+    if value.get(stat) is not None:
+        v = float(value[stat] or 0)
+        return f"vector({v / 60 if stat == 'velocity' else v:.6g})"
+    jsel = f'memprov_job="$job", memprov_env={env}'
+    if stat == "p95":
+        return f'{s.BASELINE_PEAK}{{{jsel}, quantile="0.95"}}'
+    return f"{s.BASELINE_VELOCITY}{{{jsel}}}" if stat == "velocity" else None
+
+
 # --- the job dashboard ------------------------------------------------------------------------
 def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
     """The job's dashboard."""
@@ -210,12 +243,11 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
             [
                 b.target(f"{s.WS}{isel}", legend, "A"),
                 b.target(f"max({s.LIMIT}{jsel})", "limit", "B"),
-                b.target(
-                    f'{s.BASELINE_PEAK}{{memprov_job="$job", memprov_env={env}, quantile="0.5"}}', "baseline p50", "C"
-                ),
-                b.target(
-                    f'{s.BASELINE_PEAK}{{memprov_job="$job", memprov_env={env}, quantile="0.95"}}', "baseline p95", "D"
-                ),
+                *[
+                    b.target(expr, f"baseline {stat}", ref)
+                    for stat, ref in (("p50", "C"), ("p95", "D"))
+                    if (expr := baseline_expr(job, env, stat))
+                ],
             ],
             b.pos(0, 1, 16, 9),
             "bytes",
@@ -236,7 +268,7 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         b.gauge(
             "Percent of limit (now)",
             "Highest instance's working set as a share of its limit, with the same thresholds.",
-            f"max({s.RATIO}{isel})",
+            f"max({ratio_expr(isel, jsel, by)})",
             b.pos(16, 1, 8, 9),
             ratio_steps,
         ),
@@ -262,9 +294,8 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.stat(
             "Peak vs baseline p95",
-            f"Peak in range as a share of the baseline p95; the baseline alert fires above {base_p.factor:g}x.",
-            f'max_over_time({s.JOB_WS}{jsel}[$__range]) / on () {s.BASELINE_PEAK}{{memprov_job="$job", '
-            f'memprov_env={env}, quantile="0.95"}}',
+            "Peak in range as a share of the baseline p95 peak of past successful runs.",
+            f"max_over_time({s.JOB_WS}{jsel}[$__range]) / on () {baseline_expr(job, env, 'p95')}",
             b.pos(16, 10, 8, 4),
             "percentunit",
             steps(("orange", 1.0), ("red", base_p.factor)),
@@ -276,8 +307,8 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
             f"velocity of past runs; the growth alert fires above {growth_p.factor:g}x the usual velocity.",
             [
                 b.target(f"{s.VELOCITY}{isel}", legend, "A"),
-                b.target(f"{s.BASELINE_VELOCITY}{jsel}", "usual velocity", "B"),
-                b.target(f"{growth_p.factor:g} * {s.BASELINE_VELOCITY}{jsel}", "alert threshold", "C"),
+                b.target(f"{baseline_expr(job, env, 'velocity')}", "usual velocity", "B"),
+                b.target(f"{growth_p.factor:g} * {baseline_expr(job, env, 'velocity')}", "alert threshold", "C"),
             ],
             b.pos(0, 15, 8, 8),
             "Bps",
@@ -288,15 +319,15 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.timeseries(
             "Predicted time to OOM",
-            f"Time until each instance reaches its limit at the current trend of its troughs; the critical "
-            f"alert fires below {format_duration(horizon)} (red)"
+            f"Time until each instance's peaks reach its limit at the current trend of its troughs; for a run "
+            f"off its healthy track, the critical alert fires below {format_duration(horizon)} (red)"
             + (
                 f", the warning below {format_duration(warn_horizon)} (orange) when the troughs also grow over "
                 f"{tto.warning_factor:g}x faster than usual."
                 if warn_horizon
                 else "."
             ),
-            [b.target(f"{s.TIME_TO_OOM}{isel}", legend, "A")],
+            [b.target(time_to_oom_expr(job, isel, jsel, by), legend, "A")],
             b.pos(8, 15, 8, 8),
             "s",
             [{"color": "red", "value": None}, {"color": "green", "value": horizon}]
@@ -312,9 +343,10 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         ),
         b.timeseries(
             "Anomaly z-score",
-            f"How unusual the job's memory is against the same time in the previous {anomaly_p.weeks} "
-            f"weeks; the anomaly alert fires above {anomaly_p.zscore:g}.",
-            [b.target(f"{s.ZSCORE}{jsel}", "z-score", "A")],
+            f"How unusual the job's memory is against the same time in the previous weeks that have data (up "
+            f"to {anomaly_p.weeks}, at least {anomaly_p.min_weeks}); the anomaly alert fires above "
+            f"{anomaly_p.zscore:g}.",
+            [b.target(zscore_expr(anomaly_p.window, jsel), "z-score", "A")],
             b.pos(16, 15, 8, 8),
             "none",
             steps(("red", anomaly_p.zscore)),
@@ -334,7 +366,9 @@ def job_layout(b: PanelBuilder, spec: ResolvedSpec, job: ResolvedJob) -> Layout:
         b.bars(
             "Percent of limit by instance (now)",
             "Each instance's working set as a share of its limit, fullest first.",
-            b.target(f"sort_desc({s.RATIO}{isel})", f"{legend} on {{{{{src.node_label}}}}}", "A", instant=True),
+            b.target(
+                f"sort_desc({ratio_expr(isel, jsel, by)})", f"{legend} on {{{{{src.node_label}}}}}", "A", instant=True
+            ),
             b.pos(12, 24, 12, 8),
             ratio_steps,
         ),

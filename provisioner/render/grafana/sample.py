@@ -152,25 +152,30 @@ def evaluate(expr: str, legend: str, sample: JobSample) -> list[tuple[str, Serie
         agg = _min if expr.startswith("min") or "min by" in expr else _max
         return [(_legend(legend, labels[0]), [agg(list(v)) for v in zip(*rows, strict=True)])]
 
-    if s.TIME_TO_OOM in expr:
+    constant = re.search(r"vector\(([-+\d.e]+)\)", expr)
+    if s.TROUGH in expr and s.VELOCITY in expr:  # time to the limit at the troughs' trend
         return each([sample.time_to_oom(0), sample.time_to_oom(1)])
-    if s.VELOCITY in expr and s.BASELINE_VELOCITY in expr:  # growth as a multiple of the usual velocity
-        bv = sample.baseline_velocity
-        return each([[None if v is None else v / bv for v in row] for row in sample.velocities])
-    if s.BASELINE_VELOCITY in expr:
+    if s.VELOCITY in expr and s.LIMIT in expr:  # growth per hour as a share of the limit
+        return each([[None if v is None else 3600 * v / sample.limit for v in row] for row in sample.velocities])
+    if s.BASELINE_VELOCITY in expr or (constant and "velocity" in legend):
         factor = re.match(r"\s*([\d.]+)\s*\*", expr)
-        return [(legend, sample.constant(sample.baseline_velocity * (float(factor.group(1)) if factor else 1.0)))]
+        usual = float(constant.group(1)) if constant else sample.baseline_velocity
+        return [(legend, sample.constant(usual * (float(factor.group(1)) if factor else 1.0)))]
     if s.VELOCITY in expr:
         return each(sample.velocities)
-    if s.ZSCORE in expr:
+    if s.HIST_MEAN in expr:
         return [(_legend(legend, labels[0]), sample.zscore)]
-    if s.BASELINE_PEAK in expr and s.JOB_WS in expr:  # peak in range / p95
+    if s.JOB_WS in expr and (s.BASELINE_PEAK in expr or constant):  # peak in range / p95
         return [(legend, [None if v is None else v / sample.p95 for v in _running_max(sample.job_ws)])]
     if s.BASELINE_PEAK in expr:
-        return [(legend, sample.constant(sample.p50 if 'quantile="0.5"' in expr else sample.p95))]
+        return [(legend, sample.constant(sample.p95))]
+    if constant:
+        return [(legend, sample.constant(float(constant.group(1))))]
     if s.JOB_WS in expr:
         return [(legend or "peak", _running_max(sample.job_ws) if "max_over_time" in expr else sample.job_ws)]
-    if s.RATIO in expr:
+    if s.WS in expr and s.LIMIT in expr and "group_left" in expr:  # share of the limit
+        if "by (memprov_job)" in expr:
+            return [(_legend(legend, labels[0]), [None if v is None else v / sample.limit for v in sample.job_ws])]
         return each([[None if v is None else v / sample.limit for v in ws] for ws in sample.instances])
     if s.LIMIT in expr and s.WS in expr:  # headroom
         return [(legend or "headroom", [None if v is None else sample.limit - v for v in sample.job_ws])]

@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioner.core.units import format_duration, format_size
 from provisioner.kinds import ALL as KINDS
-from provisioner.kinds import anomaly, baseline, growth, time_to_oom
+from provisioner.kinds import anomaly, baseline, growth, time_to_oom, usage
 from provisioner.kinds import series as s
 from provisioner.kinds.base import Texts
 from provisioner.render.gotext import literal
@@ -27,7 +27,7 @@ OVERRIDE = "prometheus/annotations.yaml.j2"
 
 def job_texts(job: ResolvedJob) -> Texts:
     """The job in words for alert texts; user text escaped, since Prometheus expands them as Go templates."""
-    b = job.baseline
+    b, u = job.baseline, usage.KIND.of(job)
     name, model, version, owner = (literal(x) for x in (job.name, job.model_name, job.model_version, job.owner))
     return Texts(
         name=name,
@@ -35,10 +35,10 @@ def job_texts(job: ResolvedJob) -> Texts:
         node=f"{{{{ $labels.{job.sources.node_label} }}}}",
         instance=f"{{{{ $labels.{job.sources.group_by[-1]} }}}}",
         limit=format_size(job.limit) + "B",
-        warning=format_size(job.warning_bytes) + "B",
-        critical=format_size(job.critical_bytes) + "B",
-        warning_pct=f"{job.warning_ratio:.0%}",
-        critical_pct=f"{job.critical_ratio:.0%}",
+        warning=format_size(u.warning_bytes) + "B",  # raised for a tightly sized job (kinds.usage)
+        critical=format_size(u.critical_bytes) + "B",
+        warning_pct=f"{u.warning_ratio:.0%}",
+        critical_pct=f"{u.critical_ratio:.0%}",
         p95=format_size(b.peak_p95) + "B" if b and b.peak_p95 else "its usual p95 peak",
     )
 
@@ -74,6 +74,7 @@ def _template_context(job: ResolvedJob) -> dict[str, Any]:
         "warning_horizon_h": format_duration(tto.warning_horizon or tto.horizon),
         "tto_factor": f"{tto.warning_factor:g}",
         "baseline_factor": f"{b.factor:g}",
+        "envelope": b.floor is not None and b.envelope is not None,
         "zscore": f"{anomaly.KIND.of(job).zscore:g}",
         "weeks": anomaly.KIND.of(job).weeks,
     }
