@@ -47,7 +47,7 @@ golden: ## regenerate golden files (review the diff before committing!)
 bench: ## validate, render and plan after apply of 10,000 jobs x 4 environments (CPU time, peak RSS; ~15 min)
 	$(PYTHON) bench/run.py
 
-bench-alerts: ## alert quality: memprov's rules vs a static 85% rule on synthetic incidents (~75 s)
+bench-alerts: ## alert quality on one held-out seed: memprov's rules vs a static 85% rule (~2 min)
 	./scripts/ensure-tools
 	$(PYTHON) bench/alert_quality/run.py
 
