@@ -256,3 +256,29 @@ def test_a_relative_spec_path_writes_next_to_the_spec_once(tmp_path: Path) -> No
     elsewhere.mkdir()
     done = memprov("--spec", "../s/memprov.yaml", "plan", "--env", "local", "--detailed-exitcode", cwd=elsewhere)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_atomic_write_temporary_files_are_exclusive_and_swept_by_their_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provisioner.backends import files
+
+    path = tmp_path / "f.yaml"
+    seen: list[str] = []
+    real_open = os.open
+
+    def spy(name: str, flags: int, mode: int = 0o777) -> int:
+        seen.append(os.path.basename(name))
+        return real_open(name, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", spy)
+    monkeypatch.setattr(files, "_tmp_numbers", iter([7, 8]))
+    (tmp_path / f".memprov-f.yaml.{os.getpid()}-7.tmp").write_text("a killed write's leftover\n")
+    old_umask = os.umask(0o077)
+    try:
+        atomic_write(path, "new\n", durable=False)
+    finally:
+        os.umask(old_umask)
+    assert seen == [f".memprov-f.yaml.{os.getpid()}-7.tmp", f".memprov-f.yaml.{os.getpid()}-8.tmp"]
+    assert path.read_text() == "new\n" and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.glob(f"{files.TMP_PREFIX}*.tmp")) == [f".memprov-f.yaml.{os.getpid()}-7.tmp"]

@@ -334,3 +334,31 @@ def test_a_job_on_gcp_only_gets_a_cloud_monitoring_dashboard(tmp_path: Path) -> 
     assert memory["fieldConfig"]["defaults"]["unit"] == "percentunit"  # limit_utilization is a fraction
     assert steps(memory) == [None, 0.75, 0.9]
     assert "| growth |" in panels(dash)["On Cloud Monitoring"]["options"]["content"]
+
+
+def _with_grafanalib_ids(monkeypatch: pytest.MonkeyPatch, spec: Any, job: Any) -> dict[str, Any]:
+    with monkeypatch.context() as m:
+        m.setattr(grafana, "_number_panels", lambda dash: dash.auto_panel_ids())
+        return grafana.dashboard(spec, job) if job is not None else grafana.overview(spec)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_panels_numbered_in_place_get_grafanalibs_ids(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load(ROOT / "memprov.yaml", env)
+    for job in [*spec.jobs_using("grafana"), None]:
+        ours = grafana.dashboard(spec, job) if job is not None else grafana.overview(spec)
+        assert ours == _with_grafanalib_ids(monkeypatch, spec, job)
+        assert [p["id"] for p in ours["panels"]] == list(range(1, len(ours["panels"]) + 1))
+
+
+def test_a_panel_given_twice_is_numbered_as_grafanalib_numbers_it() -> None:
+    from grafanalib import core
+
+    ids = core.Text(title="ids", id=2)
+    twice = core.Text(title="twice")
+    dash = core.Dashboard(title="t", panels=[twice, ids, twice, core.Text(title="other")])
+    expected = [p.id for p in dash.auto_panel_ids()._iter_panels()]
+    assert expected == [1, 2, 3, 4]
+    assert [p.id for p in grafana._number_panels(dash)._iter_panels()] == expected
+    fresh = core.Dashboard(title="t", panels=[core.Text(title="a"), ids, core.Text(title="b")])
+    assert [p.id for p in grafana._number_panels(fresh)._iter_panels()] == [1, 2, 3]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner.core.errors import SpecError
-from provisioner.core.yamlio import MAX_DEPTH, WIDTH, dumps, dumps_fast, dumps_pure, loads
+from provisioner.core.yamlio import MAX_DEPTH, WIDTH, _dumps_libyaml, _dumps_text, dumps, dumps_fast, dumps_pure, loads
 
 
 def doc(text: str) -> object:
@@ -411,6 +411,102 @@ tricky = st.recursive(
 def test_fast_dumper_matches_the_pure_one_on_random_documents(data: object) -> None:
     fast = dumps_fast(data)
     assert fast is None or fast == dumps_pure(data)
+
+
+# --- the text dumper writes exactly what libyaml writes -----------------------------------------------
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(tricky_text, tricky, max_size=4) | st.lists(tricky, max_size=4))
+def test_text_dumper_matches_libyaml_on_random_documents(data: object) -> None:
+    text = _dumps_text(data)
+    assert text is None or text == _dumps_libyaml(data)
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_text_dumper_matches_libyaml_on_tricky_strings(value: str) -> None:
+    for data in [*_shapes(value), [[value, [value]], {"k": [[value]]}, {}], {"e": {}, "l": [], "x": [{}, []]}]:
+        text = _dumps_text(data)
+        assert text is None or text == _dumps_libyaml(data), data
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sum(rate(x[5m]))\n  / on (pod)\nsum(y)",
+        "two\nlines\n",
+        "\nleading break\nx",
+        "  leading spaces\nx",
+        "Données (€)",
+        "  leading spaces",
+        "yes",
+        "null",
+        "1.5",
+        "key: value",
+        "a #comment",
+        "it's the job's memory",
+        "{{ $labels.pod }}",
+        "- dash",
+        "-dash",
+    ],
+)
+def test_ordinary_strings_take_the_text_path(value: str) -> None:
+    data = {"v": value, "l": [value, [value]], "m": {"k": value, "n": [{"x": value}]}}
+    text = _dumps_text(data)
+    assert text is not None
+    assert text == _dumps_libyaml(data) == dumps_pure(data)
+    if "\n" not in value:
+        assert _dumps_text({value: 1}) == _dumps_libyaml({value: 1}) is not None
+
+
+def test_numbers_and_constants_take_the_text_path() -> None:
+    data = {"f": [1e17, 1e-05, 0.5, -0.0, float("inf"), float("-inf"), float("nan")], "i": [0, -7, 10**30]}
+    data["b"] = [True, False, None]
+    data["t"] = ("tuple", 1)
+    assert _dumps_text(data) == _dumps_libyaml(data) == dumps_pure(data)
+    assert _dumps_text(data) is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        [],
+        {"v": "a  \nb"},
+        {"v": "one line\n"},
+        {"k\nk": 1},
+        {"k" * 101: 1},
+        {1: 1},
+        {"v": datetime.date(2026, 11, 30)},
+        {"v": "x\x07"},
+    ],
+)
+def test_what_the_text_dumper_is_not_sure_of_goes_to_libyaml(data: object) -> None:
+    assert _dumps_text(data) is None
+    assert dumps(data) == dumps_pure(data)
+
+
+def test_every_file_rendered_from_a_generated_spec_takes_the_text_path(tmp_path: Path) -> None:
+    """The bench's spec (every runtime, threshold kind, overlay and route) and the example spec."""
+    import sys
+
+    from provisioner.backends.registry import BACKENDS
+    from provisioner.spec.loader import load
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "bench"))
+    from specgen import generate
+
+    generated = generate(tmp_path / "spec", jobs=150, per_file=60).spec_file
+    seen = 0
+    for spec_file in (generated, root / "memprov.yaml"):
+        for env in ("local", "dev", "staging", "prod"):
+            spec = load(spec_file, env)
+            for name in ("prometheus", "alertmanager"):
+                for resource in BACKENDS[name](spec).render():
+                    text = _dumps_text(resource.body)
+                    assert text is not None, resource.key
+                    assert text == _dumps_libyaml(resource.body), resource.key
+                    seen += 1
+    assert seen > 1000
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ each target directory (:func:`directory_lock`), which also sweeps temporary file
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,7 +22,7 @@ from provisioner.plan.contract import Backend, Target, TargetConfig, TargetType
 from provisioner.plan.model import Resource
 from provisioner.spec.resolved import ResolvedSpec
 
-TMP_PREFIX = ".memprov-"  # temporary files of atomic writes: .memprov-<name>.<random>.tmp
+TMP_PREFIX = ".memprov-"  # temporary files of atomic writes: .memprov-<name>.<pid>-<n>.tmp
 LOCK_NAME = ".memprov.lock"
 
 
@@ -40,16 +40,20 @@ def atomic_write(path: Path, text: str, *, sync_dir: bool = True, durable: bool 
     who writes many files into few directories: :func:`sync_dirs` once for all of them.
     ``durable=False`` skips the fsyncs altogether, for output that is regenerated at will
     (``memprov render``): still atomic for readers, but a power cut may lose the last files written.
+    The text is written as UTF-8 with ``\n`` line ends, the file is left with mode 0644.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
+    data = text.encode("utf-8")  # before anything is created: text that cannot be written leaves nothing behind
+    fd, tmp = _create_temporary(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+                os.fsync(fd)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -57,6 +61,32 @@ def atomic_write(path: Path, text: str, *, sync_dir: bool = True, durable: bool 
         raise
     if sync_dir and durable:
         sync_dirs([path.parent])
+
+
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_tmp_numbers = itertools.count()
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """Create and open a new file next to ``path`` (its directories made if missing), only for us.
+
+    ``.memprov-<name>.<pid>-<n>.tmp``, created exclusively (``O_EXCL``, as :func:`tempfile.mkstemp`
+    does, mode 0600, links not followed): unique among this process's writes by the counter and
+    among processes by the pid; a name left by a killed process of the same pid is skipped.
+    """
+    prefix = f"{path.parent}{os.sep}{TMP_PREFIX}{path.name}.{os.getpid()}-"
+    made_dirs = False
+    while True:
+        tmp = f"{prefix}{next(_tmp_numbers)}.tmp"
+        try:
+            return os.open(tmp, _TMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if made_dirs:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs = True
 
 
 def sync_dirs(dirs: Iterable[Path]) -> None:

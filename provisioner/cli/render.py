@@ -33,7 +33,7 @@ MAX_DIFF_LINES = 80
 
 def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, check: bool) -> int:
     from provisioner.backends import artefacts
-    from provisioner.cli.common import load_all
+    from provisioner.cli.common import collector_paused, load_all
 
     resolved = load_all(spec, env)
     if out is not None and len(resolved) != 1:
@@ -41,24 +41,25 @@ def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, ch
     console = Console(color=color)
     drifts: list[artefacts.Drift] = []
     written = 0
-    for r in resolved:  # one file at a time: rendered, compared or written, let go
-        if out is not None:
-            expected = artefacts.iter_tree(r, out)
-            extra: list[Path] = []
-        else:
-            expected = artefacts.iter_dashboards(r)
-            extra = artefacts.generated_dashboards_on_disk(r)
-        if check:
-            drifts += artefacts.compare(expected, extra)
-            continue
-        seen: set[Path] = set()
-        written += _write_changed(expected, seen)
-        for path in extra:
-            if path not in seen:
-                path.unlink()
-                console.line(f"removed {path} (no longer in the spec)", "yellow")
-        where = out if out is not None else artefacts.dashboards_dir(r)
-        console.line(f"{r.env}: {len(seen)} files in {display(where)}", "green")
+    with collector_paused():  # each file is let go once written: reference counting frees it
+        for r in resolved:  # one file at a time: rendered, compared or written, let go
+            if out is not None:
+                expected = artefacts.iter_tree(r, out)
+                extra: list[Path] = []
+            else:
+                expected = artefacts.iter_dashboards(r)
+                extra = artefacts.generated_dashboards_on_disk(r)
+            if check:
+                drifts += artefacts.compare(expected, extra)
+                continue
+            seen: set[Path] = set()
+            written += _write_changed(expected, seen)
+            for path in extra:
+                if path not in seen:
+                    path.unlink()
+                    console.line(f"removed {path} (no longer in the spec)", "yellow")
+            where = out if out is not None else artefacts.dashboards_dir(r)
+            console.line(f"{r.env}: {len(seen)} files in {display(where)}", "green")
     if not check:
         console.line(f"{written} file(s) written." if written else "Everything was already up to date.", "dim")
         return EXIT_OK

@@ -351,11 +351,37 @@ def dumps_fast(data: Any) -> str | None:
     None also when ``data`` holds a value outside plain data (dict, list, tuple, str, int, float,
     bool, None) or a string the two emitters are not known to write alike (see
     :func:`_fast_style`): the caller then uses the pure emitter, which is the reference.
+
+    Most documents memprov writes (rule files: mappings, lists, one-line strings, PromQL literal
+    blocks) are written as text directly (:func:`_dumps_text`), the text libyaml writes for them;
+    anything that path is not sure of goes through libyaml itself (:func:`_dumps_libyaml`).
     """
-    fast = _fast_dumper()
-    if fast is None or not isinstance(data, dict | list | tuple):
+    if not isinstance(data, dict | list | tuple):
         return None  # a lone scalar: the emitters end its document differently
-    text: str | None = fast(data)
+    fast = _fast_dumper()
+    if fast is None:  # pragma: no cover - PyYAML or libyaml missing: the pure emitter only
+        return None
+    text: str | None = fast.text(data)
+    if text is None:
+        text = fast.nodes(data)
+    return text
+
+
+def _dumps_libyaml(data: Any) -> str | None:
+    """:func:`dumps_fast` through libyaml's emitter only (the reference of :func:`_dumps_text`)."""
+    fast = _fast_dumper()
+    if fast is None or not isinstance(data, dict | list | tuple):  # pragma: no cover - no libyaml
+        return None
+    text: str | None = fast.nodes(data)
+    return text
+
+
+def _dumps_text(data: Any) -> str | None:
+    """:func:`dumps_fast` written directly as text, or None where it leaves the document to libyaml."""
+    fast = _fast_dumper()
+    if fast is None or not isinstance(data, dict | list | tuple):  # pragma: no cover - no libyaml
+        return None
+    text: str | None = fast.text(data)
     return text
 
 
@@ -366,16 +392,22 @@ class _NotFast(Exception):
     """A value the fast dumper leaves to the pure one."""
 
 
-_FAST_DUMPER: list[Any] = []  # [function or None], built on first use (PyYAML is imported lazily)
+@dataclass(frozen=True)
+class _FastDumpers:
+    nodes: Any  # data -> text | None: PyYAML nodes emitted by libyaml
+    text: Any  # data -> text | None: the same text, written directly (plain shapes only)
 
 
-def _fast_dumper() -> Any:
+_FAST_DUMPER: list[_FastDumpers | None] = []  # built on first use (PyYAML is imported lazily)
+
+
+def _fast_dumper() -> _FastDumpers | None:
     if not _FAST_DUMPER:
         _FAST_DUMPER.append(_build_fast_dumper())
     return _FAST_DUMPER[0]
 
 
-def _build_fast_dumper() -> Any:
+def _build_fast_dumper() -> _FastDumpers | None:
     """``data -> text | None``: the node tree ruamel's safe representer would build, emitted by libyaml.
 
     The nodes are built here directly (what :func:`_represent_str` and ruamel's representers for
@@ -405,17 +437,20 @@ def _build_fast_dumper() -> Any:
     anywhere = tuple((tag, regexp.match) for tag, regexp in by_first.pop(None, []))
     resolvers = {ch: (*((tag, regexp.match) for tag, regexp in found), *anywhere) for ch, found in by_first.items()}
 
+    def implicit_tag(value: str) -> str:
+        """The tag a plain scalar ``value`` reads back as (``!!str`` when no resolver claims it)."""
+        for tag, match in resolvers.get(value[:1], anywhere):
+            if match(value):
+                return str(tag)
+        return str_tag
+
     class Emitter(CEmitter):  # type: ignore[misc]
         def __init__(self, stream: io.StringIO) -> None:
             CEmitter.__init__(self, stream, width=WIDTH, allow_unicode=True)
 
         def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
             if kind is scalar_node:
-                if implicit[0]:
-                    for tag, match in resolvers.get(value[:1], anywhere):
-                        if match(value):
-                            return tag
-                return str_tag
+                return implicit_tag(value) if implicit[0] else str_tag
             return seq_tag if kind is sequence_node else map_tag
 
         def descend_resolver(self, parent: Any, index: Any) -> None:  # no path resolvers
@@ -479,7 +514,7 @@ def _build_fast_dumper() -> Any:
             if enabled:
                 gc.enable()
 
-    return dump
+    return _FastDumpers(nodes=dump, text=_build_text_dumper(implicit_tag))
 
 
 _UNSET = object()
@@ -555,3 +590,161 @@ def _str_style(value: str) -> str | None:
     if "\n" in value.rstrip("\n") and not any(line != line.rstrip() for line in value.split("\n")):
         return "|"
     return None
+
+
+# A one-line string libyaml will not write plain in block context (its ``analyze_scalar``): an
+# indicator first (``-``, ``?`` and ``:`` only before a space or the end), a document marker, a
+# ``:`` before a space or the end, a `` #``, or a space first or last. (Tabs, line breaks and
+# characters libyaml escapes never get this far: :func:`_fast_style` leaves them to the nodes.)
+_NOT_BLOCK_PLAIN = re.compile(r"\A(?:[ #,\[\]{}&*!|>'\"%@`]|[?:-](?: |\Z)|---|\.\.\.)|:(?: |\Z)| #| \Z")
+_LINE_START = re.compile(r"^(?=.)", re.MULTILINE)  # where a non-empty line of a literal block starts
+_TEXT_CACHE_MAX = 100_000
+
+
+def _build_text_dumper(implicit_tag: Any) -> Any:
+    """``data -> text | None``: what libyaml's block emitter writes for ``data``, written directly.
+
+    The layout is libyaml's with memprov's settings (indent 2, lines never folded below
+    :data:`WIDTH`, mappings' lists not indented, empty collections as ``{}``/``[]``). Each string's
+    text is settled once (strings repeat: keys, labels, templates) by the rules libyaml applies:
+    the style :func:`_fast_style` asks for, then plain only where ``analyze_scalar`` allows it and
+    the text would read back as a string (``implicit_tag``), else single quotes; a literal block
+    gets its chomping and indentation indicators and its lines indented under its parent.
+    Anything else raises ``_NotFast`` and the document goes through libyaml's nodes:
+    double-quoted strings, multi-line keys, keys longer than libyaml's simple keys, numbers that
+    would need a tag, values that are not plain data, an empty document.
+    tests/test_yamlio.py checks this text against libyaml's on every rendered file and random data.
+    """
+    str_tag, int_tag, float_tag = (f"{_CORE}{t}" for t in ("str", "int", "float"))
+    inline: dict[str, str] = {}  # value text of a one-line string
+    literal: dict[str, tuple[str, str]] = {}  # (header, body) of a literal block
+    keys: dict[str, str] = {}  # key text, ":" included
+
+    def string(value: str) -> str | tuple[str, str]:
+        """A value's text, or a literal block's ``(header, body)`` (the body still to be indented)."""
+        style = _fast_style(value, _str_style(value))  # raises _NotFast
+        if style == "|":
+            indicator = "2" if value[0] in " \n" else ""  # libyaml: a leading space or break
+            if value.endswith("\n"):
+                return "|" + indicator, value[:-1]  # one final line break: clip, the default
+            return "|" + indicator + "-", value
+        if "\n" in value or style not in (None, "'"):  # double quotes (escapes), odd single quotes
+            raise _NotFast
+        if style is None and implicit_tag(value) == str_tag and not _NOT_BLOCK_PLAIN.search(value):
+            return value
+        return "'" + value.replace("'", "''") + "'"
+
+    def key_text(value: str) -> str:
+        if len(value) > _SIMPLE_KEY_MAX:
+            raise _NotFast  # ruamel writes "? key" sooner than libyaml: the nodes (and ruamel) decide
+        text = string(value)
+        if not isinstance(text, str) or not value:
+            raise _NotFast  # multi-line or empty: not a simple key
+        if len(keys) > _TEXT_CACHE_MAX:
+            keys.clear()
+        keys[value] = text = text + ":"
+        return text
+
+    def number(text: str, tag: str) -> str:
+        if implicit_tag(text) != tag or _NOT_BLOCK_PLAIN.search(text):
+            raise _NotFast  # it would need its tag written
+        return text
+
+    def scalar(value: Any) -> str | tuple[str, str]:
+        """A scalar's text, or a literal block's ``(header, body)``; raises ``_NotFast``."""
+        kind = type(value)
+        if kind is str:
+            text = inline.get(value)
+            if text is not None:
+                return text
+            found = literal.get(value)
+            if found is not None:
+                return found
+            out = string(value)
+            if isinstance(out, str):
+                if len(inline) > _TEXT_CACHE_MAX:
+                    inline.clear()
+                inline[value] = out
+            else:
+                if len(literal) > _TEXT_CACHE_MAX:
+                    literal.clear()
+                literal[value] = out
+            return out
+        if kind is bool:
+            return "true" if value else "false"
+        if kind is int:
+            return number(str(value), int_tag)
+        if kind is float:
+            return number(_float_text(value), float_tag)
+        if value is None:
+            return "null"
+        raise _NotFast  # dates, sets, subclasses: libyaml's nodes, or ruamel's representers
+
+    def after(value: Any, indent: int, parts: list[str], prefix: str) -> None:
+        """``value`` after ``prefix`` (``" "`` after a key's ``:``, ``""`` after ``- ``); ``indent``: its block's."""
+        kind = type(value)
+        if kind is dict:
+            if value:
+                if prefix:
+                    parts.append("\n")
+                    mapping(value, indent + 2, False, parts)
+                else:
+                    mapping(value, indent + 2, True, parts)
+                return
+            parts.append(prefix + "{}\n")
+            return
+        if kind is list or kind is tuple:
+            if value:
+                if prefix:  # a mapping's list is not indented
+                    parts.append("\n")
+                    sequence(value, indent, False, parts)
+                else:
+                    sequence(value, indent + 2, True, parts)
+                return
+            parts.append(prefix + "[]\n")
+            return
+        text = scalar(value)
+        if isinstance(text, str):
+            parts.append(prefix + text + "\n")
+            return
+        header, body = text
+        parts.append(prefix + header + "\n")
+        parts.append(_LINE_START.sub(" " * (indent + 2), body) + "\n")
+
+    def mapping(data: dict[Any, Any], indent: int, first_inline: bool, parts: list[str]) -> None:
+        pad = " " * indent
+        for k, v in data.items():
+            if type(k) is not str:
+                raise _NotFast
+            text = keys.get(k) or key_text(k)
+            if first_inline:
+                first_inline = False
+                parts.append(text)
+            else:
+                parts.append(pad + text)
+            after(v, indent, parts, " ")
+
+    def sequence(data: list[Any] | tuple[Any, ...], indent: int, first_inline: bool, parts: list[str]) -> None:
+        dash = " " * indent + "- "
+        for v in data:
+            if first_inline:
+                first_inline = False
+                parts.append("- ")
+            else:
+                parts.append(dash)
+            after(v, indent, parts, "")
+
+    def dump(data: Any) -> str | None:
+        parts: list[str] = []
+        try:
+            if type(data) is dict and data:
+                mapping(data, 0, False, parts)
+            elif (type(data) is list or type(data) is tuple) and data:
+                sequence(data, 0, False, parts)
+            else:
+                return None  # an empty document (or a subclass): libyaml's nodes
+        except _NotFast:
+            return None
+        return "".join(parts)
+
+    return dump

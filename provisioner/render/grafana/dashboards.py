@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -312,5 +313,24 @@ class _Builder:
             annotations=self.g.Annotations(list=layout.annotations),
             links=layout.links,
             panels=layout.panels,
-        ).auto_panel_ids()
-        return clean(dash.to_json_data())  # builder objects become JSON data on the way (grafana_json.plain)
+        )
+        return clean(_number_panels(dash).to_json_data())  # builder objects become JSON data on the way (plain)
+
+
+def _number_panels(dash: Any) -> Any:
+    """grafanalib's ``Dashboard.auto_panel_ids()``, numbering the panels where they are: the same ids.
+
+    ``auto_panel_ids`` copies the dashboard and every panel (``attr.evolve``) to set the ids. The
+    panels of a layout are made for that dashboard alone, so they are numbered in place: every
+    panel without an id gets the next number no panel has, in the order grafanalib walks them. A
+    panel object that appears twice (grafanalib would number each copy) goes the grafanalib way.
+    """
+    panels = list(dash._iter_panels())
+    if len({id(panel) for panel in panels}) != len(panels):
+        return dash.auto_panel_ids()
+    taken = {panel.id for panel in panels if panel.id}
+    free = (i for i in itertools.count(1) if i not in taken)
+    for panel in panels:
+        if not panel.id:
+            panel.id = next(free)
+    return dash
