@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from provisioner.backends.registry import build, configure
@@ -28,23 +27,6 @@ def settle() -> None:
     sets off do not walk it again and again. Called by the verbs once the spec is loaded."""
     gc.collect()
     gc.freeze()
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (it resumes afterwards if it ran before).
-
-    Rendering allocates millions of short-lived containers that reference counting frees; the
-    collections they set off find next to nothing (about 2 objects a job) but cost about 7 % of a
-    render. What little cyclic garbage there is goes at the first collection after the block.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load_all(spec: Path, env: str | None) -> list[ResolvedSpec]:

@@ -33,7 +33,8 @@ MAX_DIFF_LINES = 80
 
 def run(*, spec: Path, color: bool | None, env: str | None, out: Path | None, check: bool) -> int:
     from provisioner.backends import artefacts
-    from provisioner.cli.common import collector_paused, load_all
+    from provisioner.cli.common import load_all
+    from provisioner.core.gcpause import collector_paused
 
     resolved = load_all(spec, env)
     if out is not None and len(resolved) != 1:

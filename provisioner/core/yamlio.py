@@ -10,7 +10,6 @@ keys. Dumping is deterministic (sorted keys where asked, block style, no aliases
 
 from __future__ import annotations
 
-import gc
 import importlib
 import io
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 from provisioner.core import yamlfast
 from provisioner.core.errors import Problem, SpecError, dotted
+from provisioner.core.gcpause import collector_paused
 
 _CORE = "tag:yaml.org,2002:"
 SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -356,33 +356,28 @@ def dumps_fast(data: Any) -> str | None:
     blocks) are written as text directly (:func:`_dumps_text`), the text libyaml writes for them;
     anything that path is not sure of goes through libyaml itself (:func:`_dumps_libyaml`).
     """
+    text = _dumps_text(data)
+    return text if text is not None else _dumps_libyaml(data)
+
+
+def _dumps_libyaml(data: Any) -> str | None:
+    """:func:`dumps_fast` through libyaml's emitter only (the reference of :func:`_dumps_text`)."""
+    return _dumps_by(data, text=False)
+
+
+def _dumps_text(data: Any) -> str | None:
+    """:func:`dumps_fast` written directly as text, or None where it leaves the document to libyaml."""
+    return _dumps_by(data, text=True)
+
+
+def _dumps_by(data: Any, *, text: bool) -> str | None:
     if not isinstance(data, dict | list | tuple):
         return None  # a lone scalar: the emitters end its document differently
     fast = _fast_dumper()
     if fast is None:  # pragma: no cover - PyYAML or libyaml missing: the pure emitter only
         return None
-    text: str | None = fast.text(data)
-    if text is None:
-        text = fast.nodes(data)
-    return text
-
-
-def _dumps_libyaml(data: Any) -> str | None:
-    """:func:`dumps_fast` through libyaml's emitter only (the reference of :func:`_dumps_text`)."""
-    fast = _fast_dumper()
-    if fast is None or not isinstance(data, dict | list | tuple):  # pragma: no cover - no libyaml
-        return None
-    text: str | None = fast.nodes(data)
-    return text
-
-
-def _dumps_text(data: Any) -> str | None:
-    """:func:`dumps_fast` written directly as text, or None where it leaves the document to libyaml."""
-    fast = _fast_dumper()
-    if fast is None or not isinstance(data, dict | list | tuple):  # pragma: no cover - no libyaml
-        return None
-    text: str | None = fast.text(data)
-    return text
+    out: str | None = fast.text(data) if text else fast.nodes(data)
+    return out
 
 
 WIDTH = 4096  # lines are not wrapped below this many characters
@@ -495,10 +490,11 @@ def _build_fast_dumper() -> _FastDumpers | None:
     def dump(data: Any) -> str | None:
         # The node tree has no cycles and lives only for this call; a big one (the alertmanager.yml of
         # 10,000 jobs: 380,000 nodes) would otherwise set off collections that walk the whole heap.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            tree = node(data)
+        with collector_paused():
+            try:
+                tree = node(data)
+            except _NotFast:
+                return None
             buf = io.StringIO()
             emitter = Emitter(buf)
             try:
@@ -508,11 +504,6 @@ def _build_fast_dumper() -> _FastDumpers | None:
             finally:
                 emitter.dispose()
             return buf.getvalue()
-        except _NotFast:
-            return None
-        finally:
-            if enabled:
-                gc.enable()
 
     return _FastDumpers(nodes=dump, text=_build_text_dumper(implicit_tag))
 

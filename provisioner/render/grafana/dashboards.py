@@ -13,13 +13,12 @@ volatile fields) and serialised with sorted keys.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.core.gcpause import collector_paused
 from provisioner.core.promql import quote
 from provisioner.kinds import series as s
 from provisioner.render.grafana.cloud import cloud_job_layout, cloud_of
@@ -54,7 +53,7 @@ class Rendered:
 
 def dashboards(spec: ResolvedSpec) -> list[Rendered]:
     """Every dashboard of the environment: the jobs' (spec order), then the overview; none without jobs."""
-    with _collector_paused():
+    with collector_paused():
         return list(iter_dashboards(spec))
 
 
@@ -66,24 +65,6 @@ def iter_dashboards(spec: ResolvedSpec) -> Iterator[Rendered]:
     for j in jobs:
         yield Rendered(j.dashboard_uid, job_title(spec, j), j.id, dashboard(spec, j))
     yield Rendered(overview_uid(spec), overview_title(spec), None, overview(spec))
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while dashboards are built; it resumes (if it ran) afterwards.
-
-    A dashboard is built from hundreds of short-lived objects (builder objects, intermediate
-    dicts) that reference counting frees, while the finished dashboards pile up: for 1,000 jobs,
-    over a million containers that every full collection would walk again, which was about 40 %
-    of the render. What little cyclic garbage the builder leaves is collected when it resumes.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def dashboard(spec: ResolvedSpec, job: ResolvedJob) -> dict[str, Any]:
