@@ -62,9 +62,8 @@ def test_streamed_and_listed_plans_agree_in_every_state(tmp_path: Path) -> None:
     actions = {(c.action, c.key) for c in streamed.changes if c.backend == "prometheus"}
     assert {a for a, _ in actions} == {Action.UPDATE, Action.DELETE, Action.CONFLICT, Action.NOOP}
     assert (Action.NOOP, "memprov-local-feature-batch") in actions
-    assert (
-        streamed.backends[0].live_owned == listed.backends[0].live_owned == 8
-    )  # two groups per job; the conflict is not ours
+    # two rule groups per job (fast and -slow); the conflict is not ours
+    assert streamed.backends[0].live_owned == listed.backends[0].live_owned == 8
 
 
 def test_unchanged_resources_keep_no_bodies_and_apply_still_finishes_with_every_key(tmp_path: Path) -> None:
