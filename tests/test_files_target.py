@@ -282,3 +282,19 @@ def test_atomic_write_temporary_files_are_exclusive_and_swept_by_their_prefix(
     assert seen == [f".memprov-f.yaml.{os.getpid()}-7.tmp", f".memprov-f.yaml.{os.getpid()}-8.tmp"]
     assert path.read_text() == "new\n" and oct(path.stat().st_mode & 0o777) == "0o644"
     assert sorted(p.name for p in tmp_path.glob(f"{files.TMP_PREFIX}*.tmp")) == [f".memprov-f.yaml.{os.getpid()}-7.tmp"]
+
+
+def test_atomic_write_of_unencodable_text_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("old\n")
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write(path, "bad \udc80 surrogate\n", durable=False)
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]  # no temporary file either
+
+
+def test_atomic_write_makes_missing_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "f.yaml"
+    atomic_write(path, "x\n", durable=False)
+    assert path.read_text() == "x\n"
+    assert [p.name for p in path.parent.iterdir()] == ["f.yaml"]
