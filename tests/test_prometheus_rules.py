@@ -191,6 +191,38 @@ def test_memprov_test_fails_when_a_rule_is_broken(tmp_path: Path) -> None:
     assert "BatchJobMemoryCritical" in broken.stdout + broken.stderr and "FAILED" in broken.stdout + broken.stderr
 
 
+ENVELOPE_BASELINE = (
+    "jobs:\n  clv-daily:\n    runs: 20\n    peak_p95: 4Gi\n    velocity: 18Mi\n    floor: 2.5Gi\n"
+    "    floor_velocity: 20Mi\n    floor_noise: 40Mi\n    burst: 30Mi\n    sawtooth: 400Mi\n"
+    "    duration_max: 1h40m\n    end_peak_max: 4.1Gi\n    oom_source: none\n"
+)
+
+
+@pytest.mark.integration
+def test_memprov_test_proves_the_runs_own_track(tmp_path: Path) -> None:
+    """With an envelope baseline, `memprov test` adds a run that starts under the healthy floor and then
+    grows too fast; promtool proves AboveBaseline fires on its own track, and fails when that part of the
+    rule is broken (its margin far above anything the run reaches)."""
+    repo = example_repo(tmp_path / "repo")
+    (repo / "baselines").mkdir()
+    (repo / "baselines" / "local.yaml").write_text(ENVELOPE_BASELINE)
+    out = tmp_path / "out"
+    result = memprov("test", "--env", "local", "--job", "clv-daily", "--out", str(out), cwd=repo, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    test = (out / "clv-daily.test.yaml").read_text()
+    assert "own-track" in test and "alertname: BatchJobMemoryAboveBaseline\n    exp_alerts:\n    - exp_labels" in test
+    rules = out / "clv-daily.rules.yaml"
+    text = rules.read_text()
+    margin = "[6h]) + 2.51658e+08"  # 0.6 x the 400Mi sawtooth
+    assert text.count(margin) == 1, text
+    rules.write_text(text.replace(margin, "[6h]) + 2.51658e+12"))
+    broken = subprocess.run(
+        ["promtool", "test", "rules", "clv-daily.test.yaml"], cwd=out, capture_output=True, text=True
+    )
+    assert broken.returncode == 1, broken.stdout
+    assert "BatchJobMemoryAboveBaseline" in broken.stdout + broken.stderr
+
+
 def test_an_annotations_template_overrides_the_alerts_it_names(tmp_path: Path) -> None:
     """templates/prometheus/annotations.yaml.j2 next to the spec replaces the texts of the alerts it
     lists (memprov values in [[ ]], Prometheus templating passed through); the others keep the defaults."""
@@ -283,18 +315,23 @@ def test_the_baseline_ships_as_constants_and_decides_the_oom_rule(tmp_path: Path
     repo = example_repo(tmp_path)
     (repo / "baselines").mkdir()
     (repo / "baselines" / "local.yaml").write_text(
-        "jobs:\n  clv-daily:\n    runs: 20\n    peak_p95: 4Gi\n    velocity: 18Mi\n    floor: 2.5Gi\n"
-        "    floor_velocity: 20Mi\n    floor_noise: 40Mi\n    burst: 30Mi\n    sawtooth: 400Mi\n"
-        "    duration_max: 1h40m\n    end_peak_max: 4.1Gi\n    oom_source: none\n"
-        "    weekdays: {sat: {runs: 2, duration_max: 2h30m, end_peak_max: 5Gi}}\n"
+        ENVELOPE_BASELINE + "    weekdays: {sat: {runs: 2, duration_max: 2h30m, end_peak_max: 5Gi}}\n"
     )
     groups = _all_rules(repo / "memprov.yaml")["clv-daily"]
     rules = {r.get("record") or r.get("alert"): r["expr"] for g in groups for r in g["rules"]}
     assert "BatchJobOOMKilled" not in rules  # the baseline found no OOM-kill series: no rule at all
     off = rules["BatchJobMemoryAboveBaseline"]
     # floor + margin (max(1 % of 8Gi, 1.5 x 40Mi)) + 20Mi/min x 1.1 x (age - 8m)
-    assert off.startswith("memprov:memory_trough:bytes{") and "2.77025e+09 + 384478 *" in off, off
+    assert off.startswith("(memprov:memory_trough:bytes{") and "2.77025e+09 + 384478 *" in off, off
     assert "clamp_min(memprov:memory_run_age:seconds" in off and "- 480, 0)" in off
+    # ... or the run's own floor 0.6 x the 400Mi sawtooth above the lowest it stood (over the 6h age window)
+    own = 'memprov:memory_run_floor:bytes{memprov_job="clv-daily", memprov_env="local"}'
+    assert f"{own} > min_over_time({own}[6h]) + 2.51658e+08" in off, off
+    # the own floor: the troughs less the envelope's growth, recorded only where the velocity is (settled)
+    floor = rules["memprov:memory_run_floor:bytes"]
+    assert floor.startswith("memprov:memory_trough:bytes{") and "- 384478 * clamp_min(" in floor, floor
+    velocity = 'memprov:memory_trough_velocity:bytes_per_second{memprov_job="clv-daily", memprov_env="local"}'
+    assert floor.endswith(f"\nand\n{velocity}"), floor
     tto = rules["BatchJobMemoryTimeToOOM"]
     assert "+ 4.1943e+08" in tto  # the sawtooth on top of the troughs: the peaks
     assert "day_of_week(time() - memprov:memory_run_age:seconds" in tto and "== bool 6) * 3000" in tto

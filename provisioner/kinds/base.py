@@ -202,6 +202,17 @@ class RuleContext:
         """The troughs' velocity series the projections use (the growth one unless the windows differ)."""
         return s.TREND if self.track.trend_window != self.track.slope_window else s.VELOCITY
 
+    def settled(self, span: float) -> str:
+        """``and`` clauses that keep a series only once the run has settled: past the model load (the
+        track's ``settle`` age), and no restart within ``span``: no deep dip of the working set, and
+        the troughs not below where they were (memory given back)."""
+        ws, trough, window = self.ref(s.WS), self.ref(s.TROUGH), duration(span)
+        return (
+            f"and {self.ref(s.AGE)} >= {number(self.track.settle)}\n"
+            f"and min_over_time({ws}[{window}]) > {number(DROP_RATIO)} * {trough}\n"
+            f"and {trough} > {number(FALL_RATIO)} * max_over_time({trough}[{window}])"
+        )
+
     def usual(self) -> str:
         """The usual trough velocity in bytes per second: a constant, or the slow group's record."""
         if self.track.usual is not None:
@@ -221,6 +232,20 @@ class RuleContext:
             return f"{trough} > {number(t.factor * t.p95)}"
         peak = f"{number(t.factor)} * {self.slow(s.BASELINE_PEAK)}"
         return f"{trough} > on (memprov_job, memprov_env) group_left () ({peak})"
+
+    def own_floor(self) -> str:
+        """The run's own floor: its troughs less the envelope's growth since the start (bytes)."""
+        t = self.track
+        assert t.envelope is not None
+        age = f"clamp_min({self.ref(s.AGE)} - {number(self.facts.trough_window)}, 0)"
+        return f"{self.ref(s.TROUGH)} - {number(t.envelope)} * {age}"
+
+    def off_own_track(self, margin: float) -> str:
+        """The run's own floor risen by ``margin`` bytes above the lowest it stood since the run settled
+        (value: the trough, bytes): it grows faster than healthy runs do, wherever it started."""
+        own = self.ref(s.OWN_FLOOR)
+        lowest = f"min_over_time({own}[{duration(self.track.age_cap)}])"
+        return f"{self.ref(s.TROUGH)}\nand\n{own} > {lowest} + {number(margin)}"
 
     def remaining(self, horizon: float) -> str:
         """Seconds a projection looks ahead: until the longest healthy run's end (per weekday when

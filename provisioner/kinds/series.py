@@ -3,7 +3,8 @@
 Per running instance (labels ``memprov_job``, ``memprov_env`` and the runtime's instance labels):
 working set, limit, the trough (rolling minimum: the sawtooth's floor, without transient spikes),
 the run's age, and the troughs' velocity once the run has settled (a second slope, ``TREND``, only
-when ``time_to_oom.window`` differs from ``growth.window``). Per job (``memprov_job``,
+when ``time_to_oom.window`` differs from ``growth.window``); with a baseline envelope, the run's own
+floor (``OWN_FLOOR``: the troughs less the envelope's growth, once settled). Per job (``memprov_job``,
 ``memprov_env`` only): the job's working set (max over instances) and, in the slow group, the
 anomaly reference of previous weeks; without a baseline, the usual velocity and the p95 peak
 learnt from history. The usage ratio, the time to OOM and the z-score are not recorded: the
@@ -15,6 +16,7 @@ LIMIT = "memprov:memory_limit:bytes"
 TROUGH = "memprov:memory_trough:bytes"
 AGE = "memprov:memory_run_age:seconds"
 VELOCITY = "memprov:memory_trough_velocity:bytes_per_second"
+OWN_FLOOR = "memprov:memory_run_floor:bytes"  # the troughs less the envelope's growth, once settled (baseline)
 TREND = "memprov:memory_trough_trend:bytes_per_second"  # only when time_to_oom.window != growth.window
 JOB_WS = "memprov:job_memory_working_set:bytes"
 HIST_MEAN = "memprov:job_memory_history_mean:bytes"  # slow group: the same window in previous weeks

@@ -50,6 +50,7 @@ class Derived:
     floor_bytes: float | None
     envelope_bps: float | None
     envelope_margin_bytes: float
+    own_margin_bytes: float | None  # the own-track margin (None: no own track)
     p95_bytes: float | None
     duration_s: float | None
     min_remaining_s: float
@@ -57,6 +58,11 @@ class Derived:
     @property
     def has_envelope(self) -> bool:
         return self.floor_bytes is not None and self.envelope_bps is not None
+
+
+def _own_margin(job: ResolvedJob) -> float | None:
+    a = baseline.KIND.of(job)
+    return a.own_margin if a.own_track else None
 
 
 def derive(spec: ResolvedSpec, job: ResolvedJob) -> Derived:
@@ -77,6 +83,7 @@ def derive(spec: ResolvedSpec, job: ResolvedJob) -> Derived:
         floor_bytes=t.floor,
         envelope_bps=t.envelope,
         envelope_margin_bytes=t.envelope_margin,
+        own_margin_bytes=_own_margin(job),
         p95_bytes=t.p95,
         duration_s=t.duration,
         min_remaining_s=t.min_remaining,
@@ -129,6 +136,9 @@ class Model:
             for i, v in enumerate(self.ws)
         ]
         self.slope = [self._slope(i) for i in range(len(self.ws))]
+        self.own = [self._own(i) for i in range(len(self.ws))]
+        has_own = any(v is not None for v in self.own)
+        self.lowest_own = [self._lowest_own(i) if has_own else None for i in range(len(self.ws))]
 
     def _values(self, series: list[float | None], i: int, window: float) -> list[float | None]:
         """The values at the evaluations of ``[t - window, t]`` (Prometheus 2 includes both ends)."""
@@ -139,15 +149,33 @@ class Model:
         values = [v for v in self._values(self.ws, i, window) if v is not None]
         return fn(values) if values else None
 
-    def _slope(self, i: int) -> float | None:
+    def _settled(self, i: int) -> bool:
+        """Past the settle age, and no restart within the trough and slope windows."""
         d, age, trough = self.d, self.age[i], self.trough[i]
         if age is None or trough is None or age < d.settle_s:
-            return None
+            return False
         low = self._window(i, d.trough_s + d.slope_s, min)
         n_span = round((d.trough_s + d.slope_s) / self.step) + 1
         high = max(v for v in self.trough[max(0, i - n_span + 1) : i + 1] if v is not None)
-        if low is None or low <= DROP_RATIO * trough or trough <= FALL_RATIO * high:
+        return low is not None and low > DROP_RATIO * trough and trough > FALL_RATIO * high
+
+    def _own(self, i: int) -> float | None:
+        """The run's own floor: the trough less the envelope's growth since the start, once settled."""
+        d, age, trough = self.d, self.age[i], self.trough[i]
+        if not d.has_envelope or d.own_margin_bytes is None or not self._settled(i):
             return None
+        assert d.envelope_bps is not None and age is not None and trough is not None
+        return trough - d.envelope_bps * max(age - d.trough_s, 0.0)
+
+    def _lowest_own(self, i: int) -> float | None:
+        """The lowest own floor recorded within the age window (None: none yet)."""
+        values = [v for v in self._values(self.own, i, self.d.age_cap_s) if v is not None]
+        return min(values) if values else None
+
+    def _slope(self, i: int) -> float | None:
+        if not self._settled(i):
+            return None
+        d = self.d
         n = round(d.slope_s / self.step) + 1
         pts = [(self.times[j], v) for j in range(max(0, i - n + 1), i + 1) if (v := self.trough[j]) is not None]
         if len(pts) < 2:
@@ -207,8 +235,16 @@ def _conditions(job: ResolvedJob, d: Derived) -> dict[str, tuple[Cond, float, fl
         env, tr = envelope(m, i), m.trough[i]
         return env is not None and tr is not None and above(tr, env, k)
 
+    def off_own(m: Model, i: int, k: float) -> bool:
+        """The run's own floor above the lowest it stood by the margin (``k`` times the margin)."""
+        own, lowest, margin = m.own[i], m.lowest_own[i], d.own_margin_bytes
+        return own is not None and lowest is not None and margin is not None and own - lowest > k * margin
+
+    def above_baseline(m: Model, i: int, k: float) -> bool:
+        return off(m, i, k) or off_own(m, i, k)
+
     if d.has_envelope or d.p95_bytes is not None:
-        out["BatchJobMemoryAboveBaseline"] = (off, a.hold, baseline.KEEP)
+        out["BatchJobMemoryAboveBaseline"] = (above_baseline, a.hold, baseline.KEEP)
 
     def ahead(m: Model, i: int, horizon: float) -> float:
         age = m.age[i] or 0.0
@@ -353,6 +389,32 @@ def scenarios(spec: ResolvedSpec, job: ResolvedJob) -> list[Scenario]:
         if name == "surge" and "BatchJobOOMKilled" in names and job.sources.oom_events:
             sc.checks.append(Check(oom + 1.5 * MIN, "BatchJobOOMKilled", True, "the container was OOM-killed"))
         out.append(sc)
+
+    # a run that starts well under the healthy floor, then grows faster than healthy runs: its own
+    # track (the lowest its own floor stood) warns long before the healthy envelope would
+    if d.has_envelope and d.own_margin_bytes is not None and d.envelope_bps is not None:
+        own_margin, env = d.own_margin_bytes, d.envelope_bps
+        low = s.floor - 2 * own_margin - d.envelope_margin_bytes
+        if low > 0.1 * s.floor:
+            faster = env + 2 * own_margin / (40 * MIN)
+
+            def own_trough(u: float) -> float:
+                return (
+                    low + s.v0 * max(u - 3 * MIN, 0.0)
+                    if u < onset
+                    else low + s.v0 * (onset - 3 * MIN) + (faster * (u - onset))
+                )
+
+            top = 0.9 * s.limit - s.amp
+            length = onset + 60 * MIN
+            while length > onset and own_trough(length) > top:
+                length -= MIN
+            wave = sawtooth(s, own_trough)
+            sc = Scenario("own-track", length, wave)
+            model = Model(d, wave, sc.duration, step)
+            why = "troughs climb faster than the envelope from under the healthy floor"
+            _expect(sc, model, conds, ["BatchJobMemoryAboveBaseline"], why)
+            out.append(sc)
 
     # sudden step: one huge input holds memory between critical and the limit
     step_at, step_len = 40 * MIN, 20 * MIN
