@@ -5,11 +5,15 @@
 One Prometheus (Debian's 2.42) holds ``--history-days`` of backfilled cAdvisor series of
 ``--jobs`` batch jobs (one run a day), so that every window and ``offset`` of the rules finds
 data, and scrapes a live target: a small exporter on 127.0.0.1 serving each job's running pod
-(a sawtooth over a growing trough) every 30 s. The rules are those ``memprov render`` writes for a
-generated spec of these jobs, with a baseline per job (``--legacy-baseline``: only the fields an
-older memprov knew, to measure an older revision: run this script with that revision's
-``provisioner`` on ``PYTHONPATH``). Next to them, in the same Prometheus and the same run, each job
-gets the naive rule in a group of its own: ``working set / limit > 0.85 for 5m`` on its series.
+(a sawtooth over a growing trough) every 30 s. That run is settled when the measure starts: its
+recorded working set is backfilled for ``LIVE_AGE`` (40 minutes), as if Prometheus had been
+evaluating the rules all along, so the run's age is past every settle age and every series a
+running job has (the troughs' velocity, the own floor) exists while measuring. The rules are
+those ``memprov render`` writes for a generated spec of these jobs, with a baseline per job
+(``--legacy-baseline``: only the fields an older memprov knew, to measure an older revision: run
+this script with that revision's ``provisioner`` on ``PYTHONPATH``). Next to them, in the same
+Prometheus and the same run, each job gets the naive rule in a group of its own: ``working set /
+limit > 0.85 for 5m`` on its series.
 
 Measured over ``--minutes`` after a warm-up, from ``/api/v1/rules`` (each group's
 ``evaluationTime`` at each evaluation; a slow group's cost spread over its interval): the rules'
@@ -111,6 +115,22 @@ def history(jobs: list[dict[str, Any]], now: float, days: int) -> list[Series]:
     return out
 
 
+LIVE_AGE = 40 * 60.0  # the live run's age when Prometheus starts: past every settle age, all its series exist
+
+
+def live_history(jobs: list[dict[str, Any]], t0: float, now: float) -> list[Series]:
+    """The live pods' working set as memprov's rules would have recorded it from their start ``t0``
+    until ``now``, as if Prometheus had been evaluating them all along: the run's age counts these
+    samples, so the run is settled at once and every series of a running job exists while measuring."""
+    out = []
+    for j in jobs:
+        labels = {"memprov_job": j["id"], "memprov_env": "local", "namespace": "batch", "pod": f"{j['id']}-live"}
+        labels |= {"container": j["id"], "node": "node-1"}
+        times = [t0 + k * 30 for k in range(int((now - t0) // 30))]
+        out.append(Series.of("memprov:memory_working_set:bytes", labels, [(t, value(j, t - t0)) for t in times]))
+    return out
+
+
 class Exporter:
     """The live target: each job's running pod, its working set growing since the exporter started
     (like the history's runs, so that no alert fires: a firing alert's annotations run queries, and
@@ -137,7 +157,7 @@ class Exporter:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def text(self) -> str:
-        age = time.time() - self.t0  # the run starts with the exporter: a healthy run, no alert fires
+        age = time.time() - self.t0  # a healthy run like the history's: no alert fires
         lines = []
         for j in self.jobs:
             lab = f'namespace="batch",pod="{j["id"]}-live",container="{j["id"]}",node="node-1"'
@@ -238,9 +258,10 @@ def main(argv: list[str] | None = None) -> int:
                 scrape = "scrape_configs:\n  - job_name: cadvisor\n    scrape_interval: 30s\n"
                 scrape += f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
                 with TempPrometheus(rule_files=files, workdir=repo, lookback_delta="5m", scrape_configs=scrape) as prom:
-                    prom.backfill(series)
+                    now = time.time()  # the live run started LIVE_AGE ago (its recorded working set backfilled)
+                    exporter.t0 = now - LIVE_AGE
+                    prom.backfill(series + live_history(jobs, exporter.t0, now))
                     prom.start()
-                    exporter.t0 = time.time()  # the live run starts when Prometheus starts scraping it
                     time.sleep(75)  # two evaluations of every fast group before measuring
                     cpu0, t0 = cpu_seconds(prom), time.monotonic()
                     samples = measure(prom, args.minutes)
