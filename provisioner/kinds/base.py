@@ -202,17 +202,6 @@ class RuleContext:
         """The troughs' velocity series the projections use (the growth one unless the windows differ)."""
         return s.TREND if self.track.trend_window != self.track.slope_window else s.VELOCITY
 
-    def settled(self, span: float) -> str:
-        """``and`` clauses that keep a series only once the run has settled: past the model load (the
-        track's ``settle`` age), and no restart within ``span``: no deep dip of the working set, and
-        the troughs not below where they were (memory given back)."""
-        ws, trough, window = self.ref(s.WS), self.ref(s.TROUGH), duration(span)
-        return (
-            f"and {self.ref(s.AGE)} >= {number(self.track.settle)}\n"
-            f"and min_over_time({ws}[{window}]) > {number(DROP_RATIO)} * {trough}\n"
-            f"and {trough} > {number(FALL_RATIO)} * max_over_time({trough}[{window}])"
-        )
-
     def usual(self) -> str:
         """The usual trough velocity in bytes per second: a constant, or the slow group's record."""
         if self.track.usual is not None:

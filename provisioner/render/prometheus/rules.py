@@ -32,7 +32,7 @@ from provisioner.core.promql import duration, number
 from provisioner.kinds import ALL as KINDS
 from provisioner.kinds import anomaly, baseline, growth, time_to_oom
 from provisioner.kinds import series as s
-from provisioner.kinds.base import Alert, Facts, KindDef, RuleContext, Track
+from provisioner.kinds.base import DROP_RATIO, FALL_RATIO, Alert, Facts, KindDef, RuleContext, Track
 from provisioner.render.gotext import literal_values
 from provisioner.render.prometheus.texts import alert_texts, context_annotations
 from provisioner.spec.breaker import rule_labels
@@ -114,7 +114,7 @@ def recordings(ctx: RuleContext, job: ResolvedJob) -> list[dict[str, Any]]:
         if limit_src
         else f"max by ({ctx.by}) ({ref(s.WS)}) * 0 + {job.limit}"  # no limit series: the spec's
     )
-    ws, trough = ref(s.WS), ref(s.TROUGH)
+    ws, trough, age = ref(s.WS), ref(s.TROUGH), ref(s.AGE)
     interval = ctx.facts.evaluation_interval
     out = [
         ctx.record(s.WS, f"max by ({keep}) (\n  {recent}\n)"),
@@ -125,7 +125,13 @@ def recordings(ctx: RuleContext, job: ResolvedJob) -> list[dict[str, Any]]:
     for name, window in ((s.VELOCITY, t.slope_window), (s.TREND, t.trend_window)):
         if name == s.TREND and ctx.slope != s.TREND:
             continue
-        settled = ctx.settled(job.trough_window + window)
+        span = duration(job.trough_window + window)
+        settled = (  # past the model load, and no restart within the trough and slope windows: no deep
+            # dip of the working set, and the troughs not below where they were (memory given back)
+            f"and {age} >= {number(t.settle)}\n"
+            f"and min_over_time({ws}[{span}]) > {number(DROP_RATIO)} * {trough}\n"
+            f"and {trough} > {number(FALL_RATIO)} * max_over_time({trough}[{span}])"
+        )
         out.append(ctx.record(name, f"deriv({trough}[{duration(window)}])\n{settled}"))
     out.append(ctx.record(s.JOB_WS, f"max by (memprov_job, memprov_env) ({ws})"))
     return out
