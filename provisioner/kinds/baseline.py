@@ -67,8 +67,7 @@ class BaselineParams(Params):
     floor: float | None  # bytes: where healthy runs' troughs start (the envelope's start), if recorded
     envelope: float | None  # bytes per second: the envelope's slope (floor_velocity + velocity_margin)
     margin: float  # bytes above the envelope: max(margin x limit, noise_factor x floor_noise)
-    own_track: bool  # also against the run's own settled floor ...
-    own_margin: float  # bytes above the lowest it stood: max(margin, sawtooth_share x sawtooth)
+    own_margin: float | None  # bytes the run's own floor may rise above its lowest (None: own_track off)
 
     def ratio(self, limit: int) -> float | None:
         """The threshold as a share of the limit, when a p95 is recorded."""
@@ -99,19 +98,14 @@ class BaselineKind(KindDef[BaselineAlert, BaselineParams]):
             floor=float(h.floor) if h.floor is not None else None,
             envelope=None if h.floor_velocity is None else h.floor_velocity * (1 + settings.velocity_margin),
             margin=margin,
-            own_track=settings.own_track,
-            own_margin=max(margin, settings.sawtooth_share * float(h.sawtooth or 0)),
+            own_margin=max(margin, settings.sawtooth_share * float(h.sawtooth or 0)) if settings.own_track else None,
         )
 
     def holds(self, params: BaselineParams) -> Sequence[Hold]:
         return (Hold("baseline_alert.for", params.hold, "for"),)
 
-    @staticmethod
-    def _own(ctx: RuleContext, params: BaselineParams) -> bool:
-        return params.own_track and ctx.track.has_envelope
-
     def recordings(self, ctx: RuleContext, params: BaselineParams) -> list[dict[str, Any]]:
-        if not self._own(ctx, params):
+        if params.own_margin is None or not ctx.track.has_envelope:
             return []
         # recorded exactly where the troughs' velocity is: once the run has settled, not right after a
         # restart (the velocity series carries those guards; reading it costs less than repeating them)
@@ -119,7 +113,7 @@ class BaselineKind(KindDef[BaselineAlert, BaselineParams]):
 
     def alerts(self, ctx: RuleContext, params: BaselineParams) -> list[Alert]:
         expr = ctx.off_track()
-        if self._own(ctx, params):
+        if params.own_margin is not None and ctx.track.has_envelope:
             expr = f"({expr})\nor\n({ctx.off_own_track(params.own_margin)})"
         return [Alert("BatchJobMemoryAboveBaseline", "warning", expr, params.hold, KEEP)]
 

@@ -60,11 +60,6 @@ class Derived:
         return self.floor_bytes is not None and self.envelope_bps is not None
 
 
-def _own_margin(job: ResolvedJob) -> float | None:
-    a = baseline.KIND.of(job)
-    return a.own_margin if a.own_track else None
-
-
 def derive(spec: ResolvedSpec, job: ResolvedJob) -> Derived:
     t, u, g = prom.track(spec, job), usage_kind.KIND.of(job), growth.KIND.of(job)
     return Derived(
@@ -83,7 +78,7 @@ def derive(spec: ResolvedSpec, job: ResolvedJob) -> Derived:
         floor_bytes=t.floor,
         envelope_bps=t.envelope,
         envelope_margin_bytes=t.envelope_margin,
-        own_margin_bytes=_own_margin(job),
+        own_margin_bytes=baseline.KIND.of(job).own_margin,
         p95_bytes=t.p95,
         duration_s=t.duration,
         min_remaining_s=t.min_remaining,
