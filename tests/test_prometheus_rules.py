@@ -339,6 +339,21 @@ def test_the_baseline_ships_as_constants_and_decides_the_oom_rule(tmp_path: Path
     assert growth.endswith("/ 314573 > 3"), growth  # max(3 x 18Mi, 1.2 x 30Mi) over 18Mi per minute
 
 
+def test_own_track_off_leaves_the_envelope_alone(tmp_path: Path) -> None:
+    """`baseline_alert.own_track: false`: no own-floor series, and the alert is the envelope's comparison only."""
+    repo = example_repo(tmp_path)
+    spec = repo / "memprov.yaml"
+    spec.write_text(spec.read_text().replace("defaults:\n", "defaults:\n  baseline_alert: {own_track: false}\n", 1))
+    (repo / "baselines").mkdir()
+    (repo / "baselines" / "local.yaml").write_text(ENVELOPE_BASELINE)
+    groups = _all_rules(spec)["clv-daily"]
+    rules = {r.get("record") or r.get("alert"): r["expr"] for g in groups for r in g["rules"]}
+    assert "memprov:memory_run_floor:bytes" not in rules
+    off = rules["BatchJobMemoryAboveBaseline"]
+    assert off.startswith("memprov:memory_trough:bytes{") and "2.77025e+09 + 384478 *" in off, off
+    assert " or" not in off and "memory_run_floor" not in off, off
+
+
 def test_process_jobs_read_their_own_environments_runs_only() -> None:
     """One Prometheus scraping the wrappers of several environments: each reads its own (issue 15)."""
     for env in ("local", "prod"):
