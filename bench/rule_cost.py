@@ -132,9 +132,9 @@ def live_history(jobs: list[dict[str, Any]], t0: float, now: float) -> list[Seri
 
 
 class Exporter:
-    """The live target: each job's running pod, its working set growing since the exporter started
-    (like the history's runs, so that no alert fires: a firing alert's annotations run queries, and
-    the measure is of the rules' steady cost)."""
+    """The live target: each job's running pod, its working set growing since ``t0`` (set to
+    ``LIVE_AGE`` before Prometheus starts; like the history's runs, so that no alert fires: a firing
+    alert's annotations run queries, and the measure is of the rules' steady cost)."""
 
     def __init__(self, jobs: list[dict[str, Any]]) -> None:
         self.jobs, self.t0 = jobs, time.time()
